@@ -1,0 +1,1 @@
+"""Internals shared by several primitives. Not public API."""

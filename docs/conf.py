@@ -1,0 +1,38 @@
+"""Sphinx configuration for conctools."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import conctools
+
+project = "conctools"
+author = "conctools developers"
+copyright = "2026, conctools developers"
+release = conctools.__version__
+version = release
+
+extensions = [
+    "sphinx.ext.autodoc",
+    "sphinx.ext.napoleon",
+    "sphinx.ext.doctest",
+    "sphinx.ext.intersphinx",
+    "sphinx_copybutton",
+]
+html_theme = "furo"
+html_title = f"conctools {release}"
+html_static_path = ["_static"]
+templates_path: list[str] = []
+exclude_patterns = ["_build"]
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"
+autodoc_default_options = {"members": True, "show-inheritance": False}
+napoleon_google_docstring = True
+napoleon_numpy_docstring = False
+intersphinx_mapping: dict[str, tuple[str, str | None]] = {}
+nitpicky = False
+doctest_global_setup = "import conctools"
+suppress_warnings = ["config.cache"]

@@ -1,0 +1,241 @@
+"""Project checks.  Plain ``nox`` runs the complete check: lint, typecheck,
+tests on every GIL interpreter found (3.10-3.14), tests on the free-threaded
+build with the GIL really off, and the docs.
+
+Interpreters: the free-threaded CPython and its GIL twin come from
+``tools/provision_python.py`` (found on PATH or in its cache, else built from
+source once).  Other GIL versions are used when present (PATH or pyenv) and
+skipped when missing, also under ``CI=true``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+nox.options.sessions = ["lint", "typecheck", "tests", "tests_freethreaded", "docs"]
+nox.options.error_on_missing_interpreters = False
+nox.options.reuse_venv = "yes"
+
+GIL_MINORS = ("3.10", "3.11", "3.12", "3.13", "3.14")
+TEST_REQS = ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100,<6.156"]
+LINT_PATHS = ["conctools", "tests", "benchmarks", "tools", "examples", "noxfile.py", "docs/conf.py"]
+
+
+def _probe(exe: str) -> dict[str, object] | None:
+    code = (
+        "import sys, sysconfig, json; print(json.dumps({'v': '%d.%d.%d' % sys.version_info[:3],"
+        "'ft': bool(sysconfig.get_config_var('Py_GIL_DISABLED')), 'exe': sys.executable}))"
+    )
+    try:
+        out = subprocess.run(
+            [exe, "-c", code], capture_output=True, text=True, timeout=30, check=True
+        ).stdout
+        info: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+        return info
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+def _provision(session: nox.Session) -> dict[str, str]:
+    out = session.run(
+        sys.executable,
+        str(ROOT / "tools" / "provision_python.py"),
+        "--json",
+        silent=True,
+        external=True,
+    )
+    assert isinstance(out, str)
+    paths: dict[str, str] = json.loads(out.strip().splitlines()[-1])
+    return paths
+
+
+def _gil_interpreters(session: nox.Session) -> list[str]:
+    """One GIL interpreter per minor version in 3.10-3.14 (provisioned twin preferred)."""
+    found: dict[str, str] = {}
+    twin = _provision(session)["gil"]
+    info = _probe(twin)
+    if info:
+        found[".".join(str(info["v"]).split(".")[:2])] = twin
+    candidates: list[str] = []
+    for minor in GIL_MINORS:
+        exe = shutil.which(f"python{minor}")
+        if exe:
+            candidates.append(exe)
+    pyenv_root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    if pyenv_root.is_dir():
+        for d in sorted(pyenv_root.iterdir(), reverse=True):
+            for minor in GIL_MINORS:
+                exe = d / "bin" / f"python{minor}"
+                if exe.exists():
+                    candidates.append(str(exe))
+    for exe in candidates:
+        info = _probe(exe)
+        if not info or info["ft"]:
+            continue
+        minor = ".".join(str(info["v"]).split(".")[:2])
+        if minor in GIL_MINORS and minor not in found:
+            found[minor] = str(info["exe"])
+    missing = [m for m in GIL_MINORS if m not in found]
+    if missing:
+        session.log(f"GIL interpreters not found (skipped): {', '.join(missing)}")
+    return [found[m] for m in GIL_MINORS if m in found]
+
+
+def _venv(session: nox.Session, exe: str, name: str, reqs: list[str]) -> str:
+    """A fresh virtualenv for ``exe`` under .nox/, with conctools and ``reqs``."""
+    env_dir = ROOT / ".nox" / name
+    if env_dir.exists():
+        shutil.rmtree(env_dir)
+    session.run(exe, "-m", "venv", str(env_dir), external=True)
+    py = str(env_dir / "bin" / "python")
+    session.run(
+        py,
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        "-e",
+        str(ROOT),
+        *reqs,
+        external=True,
+    )
+    return py
+
+
+def _pytest(session: nox.Session, py: str, env: dict[str, str] | None = None) -> None:
+    session.run(py, "-m", "conctools", "info", external=True, env=env)
+    session.run(py, "-m", "pytest", *session.posargs, external=True, env=env)
+
+
+@nox.session(python=False)
+def tests(session: nox.Session) -> None:
+    """The test suite on each GIL interpreter found among 3.10-3.14."""
+    for exe in _gil_interpreters(session):
+        info = _probe(exe)
+        assert info is not None
+        session.log(f"=== tests on {exe} (Python {info['v']}, GIL build)")
+        py = _venv(session, exe, f"tests-{info['v']}", TEST_REQS)
+        _pytest(session, py)
+
+
+@nox.session(python=False)
+def tests_freethreaded(session: nox.Session) -> None:
+    """The test suite on the free-threaded build with PYTHON_GIL=0, GIL asserted off."""
+    exe = _provision(session)["freethreaded"]
+    info = _probe(exe)
+    assert info is not None and info["ft"], f"{exe} is not a free-threaded build"
+    py = _venv(session, exe, f"tests-{info['v']}t", TEST_REQS)
+    env = {"PYTHON_GIL": "0", "CONCTOOLS_REQUIRE_NOGIL": "1"}
+    check = (
+        "import sys; assert sys._is_gil_enabled() is False, 'GIL is enabled'; "
+        "print('GIL disabled:', not sys._is_gil_enabled())"
+    )
+    session.run(py, "-c", check, external=True, env=env)
+    _pytest(session, py, env=env)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check."""
+    session.install("ruff")
+    paths = [p for p in LINT_PATHS if (ROOT / p).exists()]
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy --strict on the package."""
+    session.install("mypy", "-e", ".")
+    session.run("mypy", "--strict", "conctools")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """Sphinx HTML build with -W, then the doctests."""
+    session.install("-e", ".[docs]")
+    session.run(
+        "sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", "docs/_build/html"
+    )
+    session.run(
+        "sphinx-build", "-W", "--keep-going", "-q", "-b", "doctest", "docs", "docs/_build/doctest"
+    )
+
+
+@nox.session(python=False)
+def bench(session: nox.Session) -> None:
+    """The bench CLI in --quick mode on both builds (free-threaded with the GIL off)."""
+    paths = _provision(session)
+    for label, exe, env in (
+        ("gil", paths["gil"], {}),
+        ("freethreaded", paths["freethreaded"], {"PYTHON_GIL": "0"}),
+    ):
+        py = _venv(session, exe, f"bench-{label}", ["cachetools>=5"])
+        session.run(
+            py, "-m", "conctools", "bench", "--quick", *session.posargs, external=True, env=env
+        )
+
+
+@nox.session(python=False)
+def bench_results(session: nox.Session) -> None:
+    """Full reference benchmarks on both builds, written to benchmarks/results/."""
+    paths = _provision(session)
+    out = ROOT / "benchmarks" / "results"
+    files = []
+    for label, exe, env in (
+        ("gil", paths["gil"], {}),
+        ("freethreaded", paths["freethreaded"], {"PYTHON_GIL": "0"}),
+    ):
+        py = _venv(session, exe, f"bench-{label}", ["cachetools>=5"])
+        info = _probe(exe)
+        assert info is not None
+        target = out / f"cpython-{info['v']}-{label}.json"
+        session.run(
+            py,
+            "-m",
+            "conctools",
+            "bench",
+            "--json",
+            str(target),
+            *session.posargs,
+            external=True,
+            env=env,
+        )
+        files.append(str(target))
+    session.run(
+        sys.executable,
+        "-m",
+        "conctools",
+        "bench",
+        "--compare",
+        *files,
+        external=True,
+        env={"PYTHONPATH": str(ROOT)},
+    )
+
+
+@nox.session(python=False)
+def benchmarks(session: nox.Session) -> None:
+    """The pytest-benchmark regression suite (benchmarks/), on the free-threaded build."""
+    exe = _provision(session)["freethreaded"]
+    py = _venv(session, exe, "pytest-benchmark-ft", [*TEST_REQS, "pytest-benchmark>=4"])
+    session.run(
+        py,
+        "-m",
+        "pytest",
+        "benchmarks",
+        "-p",
+        "no:cacheprovider",
+        *session.posargs,
+        external=True,
+        env={"PYTHON_GIL": "0"},
+    )

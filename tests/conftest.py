@@ -1,0 +1,80 @@
+"""Shared test infrastructure.
+
+* every test has a timeout (pyproject: ``timeout``) and faulthandler dumps all
+  threads' tracebacks before it fires, so a deadlock fails fast and readably;
+* hypothesis profiles ``dev`` (default), ``ci`` and ``thorough`` are chosen by
+  ``CONCTOOLS_HYPOTHESIS_PROFILE`` (``ci`` when ``CI`` is set);
+* ``CONCTOOLS_REQUIRE_NOGIL=1`` makes the session fail unless the GIL is
+  really off, at the start and at the end (an extension import could turn it
+  back on silently);
+* the ``switch_interval`` fixture shrinks ``sys.setswitchinterval`` on GIL
+  builds so that contention tests interleave, and restores it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+import conctools
+
+_common = {
+    "deadline": None,
+    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
+}
+settings.register_profile("dev", max_examples=40, **_common)
+settings.register_profile("ci", max_examples=25, derandomize=False, print_blob=True, **_common)
+settings.register_profile("thorough", max_examples=500, **_common)
+settings.load_profile(
+    os.environ.get("CONCTOOLS_HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev")
+)
+
+STRESS = os.environ.get("CONCTOOLS_STRESS") == "1"
+
+
+def _require_nogil(when: str) -> None:
+    if os.environ.get("CONCTOOLS_REQUIRE_NOGIL") != "1":
+        return
+    if not conctools.free_threaded_build():
+        pytest.exit(
+            f"CONCTOOLS_REQUIRE_NOGIL=1 but this is not a free-threaded build ({when})",
+            returncode=3,
+        )
+    if conctools.gil_enabled():
+        pytest.exit(f"CONCTOOLS_REQUIRE_NOGIL=1 but the GIL is enabled ({when})", returncode=3)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    info = conctools.runtime_info()
+    return f"conctools runtime: Python {info.python_version}, {info.summary} cpus={info.cpu_count}"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    _require_nogil("session start")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    _require_nogil("session end")
+    if os.environ.get("CONCTOOLS_REQUIRE_NOGIL") == "1":
+        sys.stderr.write("\nconctools: GIL confirmed disabled at session start and end\n")
+
+
+@pytest.fixture
+def switch_interval() -> Iterator[None]:
+    """Shrink the GIL switch interval (GIL builds) so threads interleave often."""
+    old = sys.getswitchinterval()
+    if conctools.gil_enabled():
+        sys.setswitchinterval(1e-6)
+    try:
+        yield
+    finally:
+        sys.setswitchinterval(old)
+
+
+def stress_scale(ci: int, full: int) -> int:
+    """Iteration count for a stress test: bounded unless CONCTOOLS_STRESS=1."""
+    return full if STRESS else ci

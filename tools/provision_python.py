@@ -1,0 +1,382 @@
+#!/usr/bin/env python3
+"""Find or build a free-threaded CPython and its GIL twin of the same version.
+
+Prints the two interpreter paths, one per line, as ``freethreaded=PATH`` and
+``gil=PATH`` (or a JSON object with ``--json``).  Lookup order:
+
+1. ``python3.14t`` / ``python3.13t`` on ``PATH`` together with a GIL build of
+   exactly the same version on ``PATH``;
+2. interpreters previously built into this script's cache directory
+   (``$CONCTOOLS_PYTHON_CACHE``, else ``$XDG_CACHE_HOME/conctools/python``,
+   else ``~/.cache/conctools/python``);
+3. ``uv python install 3.14t`` when ``uv`` is available and the network allows;
+4. a source build: the newest CPython source that Debian's source archive
+   actually serves is fetched with ``apt-get source --download-only`` against
+   a temporary deb-src list (the system's apt configuration is never edited;
+   the archive URI is read from the system's own apt sources), then built
+   twice, with and without ``--disable-gil``, into the cache directory.
+
+The script is idempotent and safe to run concurrently (an exclusive lock file
+serialises builds).  It writes only into its cache directory and a temporary
+directory.  Missing build dependencies are installed with apt-get when running
+as root; otherwise they are named in the error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+# Source packages to try, newest first; versions come from the archive index.
+SOURCE_PACKAGES = ("python3.14", "python3.13")
+# Newer Debian suites whose source index may carry a newer CPython.
+SUITES = ("sid", "forky", "trixie")
+# Debian packages needed to build a CPython with ssl, zlib, ctypes, sqlite...
+BUILD_DEPS = (
+    "build-essential",
+    "pkg-config",
+    "libssl-dev",
+    "zlib1g-dev",
+    "libffi-dev",
+    "libbz2-dev",
+    "liblzma-dev",
+    "libsqlite3-dev",
+    "uuid-dev",
+    "libreadline-dev",
+    "libncurses-dev",
+)
+# dpkg-dev provides nothing we need for --download-only, but apt-get source
+# complains without it on some systems; it is small.
+APT_TOOLS = ("dpkg-dev",)
+
+
+def log(msg: str) -> None:
+    print(f"[provision] {msg}", file=sys.stderr, flush=True)
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("CONCTOOLS_PYTHON_CACHE")
+    if env:
+        return Path(env)
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "conctools" / "python"
+
+
+def probe(exe: str) -> dict[str, object] | None:
+    """Return version and build facts of an interpreter, or None if unusable."""
+    code = (
+        "import sys, sysconfig, json;"
+        "print(json.dumps({'version': '%d.%d.%d' % sys.version_info[:3],"
+        "'ft': bool(sysconfig.get_config_var('Py_GIL_DISABLED')),"
+        "'exe': sys.executable,"
+        "'ssl': __import__('importlib.util').util.find_spec('ssl') is not None}))"
+    )
+    try:
+        out = subprocess.run(
+            [exe, "-c", code], capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+        info: dict[str, object] = json.loads(out.strip().splitlines()[-1])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+    return info
+
+
+def from_path() -> tuple[str, str] | None:
+    for minor in ("3.14", "3.13"):
+        ft_exe = shutil.which(f"python{minor}t")
+        gil_exe = shutil.which(f"python{minor}")
+        if not ft_exe or not gil_exe:
+            continue
+        ft, gil = probe(ft_exe), probe(gil_exe)
+        if ft and gil and ft["ft"] and not gil["ft"] and ft["version"] == gil["version"]:
+            return str(ft["exe"]), str(gil["exe"])
+    return None
+
+
+def from_cache(root: Path) -> tuple[str, str] | None:
+    best: tuple[tuple[int, ...], str, str] | None = None
+    if not root.is_dir():
+        return None
+    for d in root.glob("cpython-*-ft"):
+        version = d.name[len("cpython-") : -len("-ft")]
+        minor = ".".join(version.split(".")[:2])
+        ft_exe = d / "bin" / f"python{minor}t"
+        gil_exe = root / f"cpython-{version}-gil" / "bin" / f"python{minor}"
+        if not (ft_exe.exists() and gil_exe.exists()):
+            continue
+        if not ((d / ".complete").exists() and (gil_exe.parent.parent / ".complete").exists()):
+            continue
+        key = tuple(int(p) for p in version.split("."))
+        if best is None or key > best[0]:
+            best = (key, str(ft_exe), str(gil_exe))
+    return (best[1], best[2]) if best else None
+
+
+def try_uv() -> tuple[str, str] | None:
+    uv = shutil.which("uv")
+    if not uv:
+        return None
+    for spec in ("3.14t", "3.13t"):
+        minor = spec[:-1]
+        try:
+            subprocess.run(
+                [uv, "python", "install", spec, minor], check=True, timeout=300, capture_output=True
+            )
+            ft = subprocess.run(
+                [uv, "python", "find", spec], check=True, capture_output=True, text=True, timeout=60
+            ).stdout.strip()
+            gil = subprocess.run(
+                [uv, "python", "find", minor],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            ).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            continue
+        pf, pg = probe(ft), probe(gil)
+        if pf and pg and pf["ft"] and not pg["ft"] and pf["version"] == pg["version"]:
+            return ft, gil
+    return None
+
+
+def missing_packages(names: tuple[str, ...]) -> list[str]:
+    missing = []
+    for name in names:
+        r = subprocess.run(
+            ["dpkg-query", "-W", "-f=${Status}", name], capture_output=True, text=True
+        )
+        if r.returncode != 0 or "install ok installed" not in r.stdout:
+            missing.append(name)
+    return missing
+
+
+def ensure_build_deps() -> None:
+    if not shutil.which("dpkg-query"):
+        if not shutil.which("cc"):
+            raise SystemExit("provision: no C compiler found and no dpkg to install one")
+        return
+    missing = missing_packages(BUILD_DEPS + APT_TOOLS)
+    if not missing:
+        return
+    if os.geteuid() != 0:
+        raise SystemExit(
+            "provision: missing build dependencies: "
+            + " ".join(missing)
+            + "\ninstall them (e.g. sudo apt-get install -y "
+            + " ".join(missing)
+            + ") and run again"
+        )
+    log(f"installing build dependencies: {' '.join(missing)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    r = subprocess.run(["apt-get", "install", "-y", "--no-install-recommends", *missing], env=env)
+    if r.returncode != 0:
+        subprocess.run(["apt-get", "update"], env=env, check=False)
+        subprocess.run(
+            ["apt-get", "install", "-y", "--no-install-recommends", *missing], env=env, check=True
+        )
+
+
+def archive_uri() -> str:
+    """The Debian archive URI already configured on this system."""
+    texts: list[str] = []
+    for p in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
+        if p.suffix in (".list", ".sources") or p.name == "sources.list":
+            with contextlib.suppress(OSError):
+                texts.append(p.read_text())
+    uris: list[str] = []
+    for text in texts:
+        for raw in text.splitlines():
+            line = raw.strip()
+            if line.startswith("#"):
+                continue
+            m = re.match(r"^URIs:\s*(\S+)", line)
+            if m:
+                uris.append(m.group(1))
+                continue
+            m = re.match(r"^deb(?:-src)?\s+(?:\[[^\]]*\]\s+)?(\S+)", line)
+            if m:
+                uris.append(m.group(1))
+    for uri in uris:
+        # Prefer the main archive over security/updates mirrors.
+        if uri.rstrip("/").endswith("/debian"):
+            return uri.rstrip("/")
+    if uris:
+        return uris[0].rstrip("/")
+    raise SystemExit("provision: no Debian archive URI found in the system's apt sources")
+
+
+def apt_opts(tmp: Path) -> list[str]:
+    return [
+        "-o",
+        f"Dir::Etc::SourceList={tmp / 'sources.list'}",
+        "-o",
+        f"Dir::Etc::SourceParts={tmp / 'parts'}",
+        "-o",
+        f"Dir::State::Lists={tmp / 'lists'}",
+        "-o",
+        f"Dir::Cache={tmp / 'cache'}",
+        "-o",
+        "APT::Sandbox::User=root",
+    ]
+
+
+def version_key(v: str) -> tuple[int, ...]:
+    upstream = v.split("-", maxsplit=1)[0].split("+", maxsplit=1)[0].split("~", maxsplit=1)[0]
+    return tuple(int(x) for x in re.findall(r"\d+", upstream)[:3])
+
+
+def fetch_source(tmp: Path) -> tuple[str, Path]:
+    """Download a CPython source tarball via Debian's source archive."""
+    if not shutil.which("apt-get"):
+        raise SystemExit("provision: apt-get not available; install python3.13t yourself")
+    uri = archive_uri()
+    (tmp / "parts").mkdir(parents=True, exist_ok=True)
+    (tmp / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+    (tmp / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+    (tmp / "sources.list").write_text("".join(f"deb-src {uri} {suite} main\n" for suite in SUITES))
+    opts = apt_opts(tmp)
+    log(f"reading source index ({', '.join(SUITES)}) from the system's archive")
+    subprocess.run(["apt-get", *opts, "update"], check=True, capture_output=True)
+    candidates: list[tuple[tuple[int, ...], str, str]] = []
+    for pkg in SOURCE_PACKAGES:
+        r = subprocess.run(["apt-cache", *opts, "showsrc", pkg], capture_output=True, text=True)
+        current = None
+        for line in r.stdout.splitlines():
+            if line.startswith("Package:"):
+                current = line.split(":", 1)[1].strip()
+            elif line.startswith("Version:") and current == pkg:
+                ver = line.split(":", 1)[1].strip()
+                candidates.append((version_key(ver), pkg, ver))
+    candidates = sorted(set(candidates), reverse=True)
+    if not candidates:
+        raise SystemExit("provision: no CPython source package found in the archive index")
+    dl = tmp / "download"
+    for _, pkg, ver in candidates:
+        shutil.rmtree(dl, ignore_errors=True)
+        dl.mkdir()
+        log(f"trying source package {pkg}={ver}")
+        r = subprocess.run(
+            ["apt-get", *opts, "source", "--download-only", f"{pkg}={ver}"],
+            cwd=dl,
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+        origs = list(dl.glob("*.orig.tar.*"))
+        if r.returncode == 0 and origs:
+            upstream = ver.split("-")[0]
+            log(f"downloaded {origs[0].name}")
+            return upstream, origs[0]
+        log(f"  not downloadable ({(r.stderr.strip().splitlines() or ['?'])[-1]})")
+    raise SystemExit("provision: none of the listed CPython sources could be downloaded")
+
+
+def build(src_tar: Path, version: str, prefix: Path, free_threaded: bool, work: Path) -> None:
+    tree = work / ("ft" if free_threaded else "gil")
+    shutil.rmtree(tree, ignore_errors=True)
+    tree.mkdir(parents=True)
+    with tarfile.open(src_tar) as tf:
+        if sys.version_info >= (3, 12):
+            tf.extractall(tree, filter="data")
+        else:  # pragma: no cover - older build hosts
+            tf.extractall(tree)
+    srcdir = next(p for p in tree.iterdir() if p.is_dir())
+    shutil.rmtree(prefix, ignore_errors=True)
+    args = [
+        "./configure",
+        f"--prefix={prefix}",
+        "--with-ensurepip=install",
+        "--disable-test-modules",
+    ]
+    if free_threaded:
+        args.append("--disable-gil")
+    jobs = str(os.cpu_count() or 2)
+    label = "free-threaded" if free_threaded else "GIL"
+    log(f"building CPython {version} ({label}) into {prefix}")
+    logfile = work / f"build-{label}.log"
+    with open(logfile, "w") as fh:
+        for cmd in (args, ["make", f"-j{jobs}"], ["make", "install"]):
+            r = subprocess.run(cmd, cwd=srcdir, stdout=fh, stderr=subprocess.STDOUT)
+            if r.returncode != 0:
+                fh.flush()
+                tail = logfile.read_text().splitlines()[-30:]
+                raise SystemExit(f"provision: {' '.join(cmd)} failed:\n" + "\n".join(tail))
+    (prefix / ".complete").write_text(version + "\n")
+    shutil.rmtree(tree, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def locked(root: Path) -> Iterator[None]:
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".lock", "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def provision(allow_build: bool = True) -> tuple[str, str]:
+    found = from_path()
+    if found:
+        return found
+    root = cache_dir()
+    found = from_cache(root)
+    if found:
+        return found
+    if not allow_build:
+        raise SystemExit("provision: no free-threaded interpreter found (build disabled)")
+    with locked(root):
+        found = from_cache(root)  # another run may have finished meanwhile
+        if found:
+            return found
+        found = try_uv()
+        if found:
+            return found
+        ensure_build_deps()
+        with tempfile.TemporaryDirectory(prefix="conctools-provision-") as t:
+            tmp = Path(t)
+            version, tarball = fetch_source(tmp)
+            for ft in (True, False):
+                suffix = "ft" if ft else "gil"
+                build(tarball, version, root / f"cpython-{version}-{suffix}", ft, tmp)
+        found = from_cache(root)
+        if not found:
+            raise SystemExit("provision: build finished but interpreters were not found")
+        return found
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print a JSON object")
+    parser.add_argument(
+        "--which", choices=("freethreaded", "gil"), help="print only this interpreter's path"
+    )
+    parser.add_argument("--no-build", action="store_true", help="only look, never build")
+    ns = parser.parse_args(argv)
+    ft, gil = provision(allow_build=not ns.no_build)
+    if ns.which:
+        print(ft if ns.which == "freethreaded" else gil)
+    elif ns.json:
+        print(json.dumps({"freethreaded": ft, "gil": gil}))
+    else:
+        print(f"freethreaded={ft}")
+        print(f"gil={gil}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
