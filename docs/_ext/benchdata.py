@@ -1,0 +1,224 @@
+"""Sphinx directives that render the committed benchmark results.
+
+The docs never run benchmarks: they read ``benchmarks/results/*.json`` (written
+by ``nox -s bench_results``) and the PNG charts in ``docs/_static/bench/``.
+
+* ``.. bench-table:: WORKLOAD`` - ops/s and ratio to baseline per variant and
+  thread count, one column group per committed result file (GIL, no-GIL).
+* ``.. bench-metric:: WORKLOAD`` - the rows of a metric workload (hit rates).
+* ``.. bench-plot:: WORKLOAD`` - the chart, when it exists.
+* ``.. bench-runtime::`` - which interpreters and machine produced the data.
+* ``.. bench-guide::`` - the decision table, from ``GUIDE`` below and the data.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from docutils import nodes
+from docutils.parsers.rst import directives
+from docutils.statemachine import StringList
+from sphinx.application import Sphinx
+from sphinx.util.docutils import SphinxDirective
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+PLOTS = ROOT / "docs" / "_static" / "bench"
+
+# The decision guide: access pattern -> (workload, conctools variant, what to use).
+# Ratios are read from the committed results at build time.
+GUIDE: list[tuple[str, str, str, str]] = []
+
+
+def load_results() -> list[dict[str, Any]]:
+    docs = []
+    for p in sorted(RESULTS.glob("*.json")):
+        with open(p, encoding="utf-8") as fh:
+            docs.append(json.load(fh))
+    # GIL build first, then free-threaded
+    docs.sort(key=lambda d: (not d["runtime"]["gil_enabled"], d["runtime"]["python_version"]))
+    return docs
+
+
+def label(doc: dict[str, Any]) -> str:
+    rt = doc["runtime"]
+    if rt["free_threaded_build"] and not rt["gil_enabled"]:
+        return f"{rt['python_version']}t (no GIL)"
+    return f"{rt['python_version']} (GIL)"
+
+
+def human(x: float) -> str:
+    if not math.isfinite(x):
+        return "-"
+    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(x) >= div:
+            return f"{x / div:.2f}{suffix}"
+    return f"{x:.0f}"
+
+
+def find(doc: dict[str, Any], name: str) -> dict[str, Any] | None:
+    for w in doc["workloads"]:
+        if w["name"] == name:
+            found: dict[str, Any] = w
+            return found
+    return None
+
+
+def list_table(header: list[str], rows: list[list[str]], widths: str | None = None) -> list[str]:
+    out = [".. list-table::", "   :header-rows: 1"]
+    if widths:
+        out.append(f"   :widths: {widths}")
+    out.append("")
+    for r in [header, *rows]:
+        out.append(f"   * - {r[0] or ' '}")
+        out.extend(f"     - {c or ' '}" for c in r[1:])
+    out.append("")
+    return out
+
+
+class _Base(SphinxDirective):
+    def render(self, lines: list[str]) -> list[nodes.Node]:
+        container = nodes.container()
+        self.state.nested_parse(StringList(lines, source="benchdata"), self.content_offset,
+                                container)
+        return list(container.children)
+
+    def missing(self, what: str) -> list[nodes.Node]:
+        para = nodes.paragraph(text=f"(No committed benchmark results for {what} yet: run "
+                                    "``nox -s bench_results``.)")
+        return [para]
+
+
+class BenchTable(_Base):
+    required_arguments = 1
+    option_spec = {"variants": directives.unchanged}
+
+    def run(self) -> list[nodes.Node]:
+        name = self.arguments[0]
+        docs = [d for d in load_results() if find(d, name)]
+        if not docs:
+            return self.missing(name)
+        wanted = None
+        if "variants" in self.options:
+            wanted = [v.strip() for v in self.options["variants"].split(",")]
+        first = find(docs[0], name)
+        assert first is not None
+        header = ["variant", "threads"]
+        for d in docs:
+            header += [f"{label(d)} {first['unit']}/s", f"x baseline ({label(d)})"]
+        keys: list[tuple[str, int]] = []
+        for d in docs:
+            w = find(d, name)
+            assert w is not None
+            for r in w["results"]:
+                k = (r["variant"], r["threads"])
+                if k not in keys and (wanted is None or r["variant"] in wanted):
+                    keys.append(k)
+        rows = []
+        for variant, threads in keys:
+            row = [variant + (" (baseline)" if variant == first["baseline"] else ""), str(threads)]
+            for d in docs:
+                w = find(d, name)
+                assert w is not None
+                hit = [r for r in w["results"] if (r["variant"], r["threads"]) == (variant, threads)]
+                if hit:
+                    r = hit[0]
+                    row += [human(r["ops_per_sec"]["median"]),
+                            f"{r['ratio_to_baseline']['median']:.2f}"]
+                else:
+                    row += ["-", "-"]
+            rows.append(row)
+        lines = [f"*{first['description']}* (baseline: {first['baseline']}; medians of "
+                 f"{docs[0]['settings']['repeat']} paired repetitions)", ""]
+        if first.get("threads_note"):
+            lines += [f"Threads: {first['threads_note']}.", ""]
+        return self.render(lines + list_table(header, rows))
+
+
+class BenchMetric(_Base):
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        name = self.arguments[0]
+        docs = [d for d in load_results() if find(d, name)]
+        if not docs:
+            return self.missing(name)
+        w = find(docs[0], name)
+        assert w is not None
+        rows = w["rows"]
+        if not rows:
+            return self.missing(name)
+        header = list(rows[0].keys())
+        body = [[_cell(r.get(h)) for h in header] for r in rows]
+        lines = [f"*{w['description']}* (measured on {label(docs[0])}; deterministic, the same on "
+                 "every build)", ""]
+        return self.render(lines + list_table(header, body))
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.3f}" if abs(v) < 10 else f"{v:.1f}"
+    return str(v)
+
+
+class BenchPlot(_Base):
+    required_arguments = 1
+
+    def run(self) -> list[nodes.Node]:
+        path = PLOTS / f"{self.arguments[0]}.png"
+        if not path.exists():
+            return []
+        return self.render([f".. image:: /_static/bench/{path.name}",
+                            f"   :alt: {self.arguments[0]} throughput against threads", ""])
+
+
+class BenchRuntime(_Base):
+    def run(self) -> list[nodes.Node]:
+        docs = load_results()
+        if not docs:
+            return self.missing("any workload")
+        rows = []
+        for d in docs:
+            rt = d["runtime"]
+            rows.append([label(d), rt["summary"], str(rt["cpu_count"]), d["machine"],
+                         d["created"], str(d["settings"]["repeat"]),
+                         f"{d['elapsed_seconds']:.0f} s"])
+        return self.render(list_table(["interpreter", "state", "cores", "machine", "measured",
+                                       "repetitions", "run time"], rows))
+
+
+class BenchGuide(_Base):
+    def run(self) -> list[nodes.Node]:
+        docs = load_results()
+        if not docs or not GUIDE:
+            return self.missing("the decision guide")
+        header = ["access pattern", "use"]
+        for d in docs:
+            header.append(f"x baseline at 1/2/4 threads, {label(d)}")
+        rows = []
+        for pattern, workload, variant, use in GUIDE:
+            row = [pattern, use]
+            for d in docs:
+                w = find(d, workload)
+                if w is None:
+                    row.append("-")
+                    continue
+                cells = []
+                for n in (1, 2, 4):
+                    hit = [r for r in w["results"] if r["variant"] == variant and r["threads"] == n]
+                    cells.append(f"{hit[0]['ratio_to_baseline']['median']:.2f}" if hit else "-")
+                row.append(" / ".join(cells) + f" vs {w['baseline']}")
+            rows.append(row)
+        return self.render(list_table(header, rows))
+
+
+def setup(app: Sphinx) -> dict[str, Any]:
+    app.add_directive("bench-table", BenchTable)
+    app.add_directive("bench-metric", BenchMetric)
+    app.add_directive("bench-plot", BenchPlot)
+    app.add_directive("bench-runtime", BenchRuntime)
+    app.add_directive("bench-guide", BenchGuide)
+    return {"parallel_read_safe": True, "version": "1"}
