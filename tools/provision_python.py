@@ -189,26 +189,16 @@ def ensure_build_deps() -> None:
         )
 
 
-def archive_uri() -> str:
+def archive_uri(paths: list[Path] | None = None) -> str:
     """The Debian archive URI already configured on this system."""
+    if paths is None:
+        paths = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
     texts: list[str] = []
-    for p in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
+    for p in paths:
         if p.suffix in (".list", ".sources") or p.name == "sources.list":
             with contextlib.suppress(OSError):
                 texts.append(p.read_text())
-    uris: list[str] = []
-    for text in texts:
-        for raw in text.splitlines():
-            line = raw.strip()
-            if line.startswith("#"):
-                continue
-            m = re.match(r"^URIs:\s*(\S+)", line)
-            if m:
-                uris.append(m.group(1))
-                continue
-            m = re.match(r"^deb(?:-src)?\s+(?:\[[^\]]*\]\s+)?(\S+)", line)
-            if m:
-                uris.append(m.group(1))
+    uris = parse_uris("\n".join(texts))
     for uri in uris:
         # Prefer the main archive over security/updates mirrors.
         if uri.rstrip("/").endswith("/debian"):
@@ -216,6 +206,23 @@ def archive_uri() -> str:
     if uris:
         return uris[0].rstrip("/")
     raise SystemExit("provision: no Debian archive URI found in the system's apt sources")
+
+
+def parse_uris(text: str) -> list[str]:
+    """Archive URIs named by one-line (``deb URI suite``) or deb822 (``URIs:``) sources."""
+    uris: list[str] = []
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#"):
+            continue
+        m = re.match(r"^URIs:\s*(.+)$", line)
+        if m:
+            uris.extend(m.group(1).split())
+            continue
+        m = re.match(r"^deb(?:-src)?\s+(?:\[[^\]]*\]\s+)?(\S+)", line)
+        if m:
+            uris.append(m.group(1))
+    return uris
 
 
 def apt_opts(tmp: Path) -> list[str]:

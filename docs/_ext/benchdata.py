@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from docutils import nodes
 from docutils.parsers.rst import directives
@@ -82,19 +82,21 @@ def list_table(header: list[str], rows: list[list[str]], widths: str | None = No
 class _Base(SphinxDirective):
     def render(self, lines: list[str]) -> list[nodes.Node]:
         container = nodes.container()
-        self.state.nested_parse(StringList(lines, source="benchdata"), self.content_offset,
-                                container)
+        self.state.nested_parse(
+            StringList(lines, source="benchdata"), self.content_offset, container
+        )
         return list(container.children)
 
     def missing(self, what: str) -> list[nodes.Node]:
-        para = nodes.paragraph(text=f"(No committed benchmark results for {what} yet: run "
-                                    "``nox -s bench_results``.)")
+        para = nodes.paragraph(
+            text=f"(No committed benchmark results for {what} yet: run ``nox -s bench_results``.)"
+        )
         return [para]
 
 
 class BenchTable(_Base):
     required_arguments = 1
-    option_spec = {"variants": directives.unchanged}
+    option_spec: ClassVar[dict[str, Any]] = {"variants": directives.unchanged}
 
     def run(self) -> list[nodes.Node]:
         name = self.arguments[0]
@@ -123,16 +125,22 @@ class BenchTable(_Base):
             for d in docs:
                 w = find(d, name)
                 assert w is not None
-                hit = [r for r in w["results"] if (r["variant"], r["threads"]) == (variant, threads)]
+                key = (variant, threads)
+                hit = [r for r in w["results"] if (r["variant"], r["threads"]) == key]
                 if hit:
                     r = hit[0]
-                    row += [human(r["ops_per_sec"]["median"]),
-                            f"{r['ratio_to_baseline']['median']:.2f}"]
+                    row += [
+                        human(r["ops_per_sec"]["median"]),
+                        f"{r['ratio_to_baseline']['median']:.2f}",
+                    ]
                 else:
                     row += ["-", "-"]
             rows.append(row)
-        lines = [f"*{first['description']}* (baseline: {first['baseline']}; medians of "
-                 f"{docs[0]['settings']['repeat']} paired repetitions)", ""]
+        lines = [
+            f"*{first['description']}* (baseline: {first['baseline']}; medians of "
+            f"{docs[0]['settings']['repeat']} paired repetitions)",
+            "",
+        ]
         if first.get("threads_note"):
             lines += [f"Threads: {first['threads_note']}.", ""]
         return self.render(lines + list_table(header, rows))
@@ -153,8 +161,11 @@ class BenchMetric(_Base):
             return self.missing(name)
         header = list(rows[0].keys())
         body = [[_cell(r.get(h)) for h in header] for r in rows]
-        lines = [f"*{w['description']}* (measured on {label(docs[0])}; deterministic, the same on "
-                 "every build)", ""]
+        lines = [
+            f"*{w['description']}* (measured on {label(docs[0])}; deterministic, the same on "
+            "every build)",
+            "",
+        ]
         return self.render(lines + list_table(header, body))
 
 
@@ -171,8 +182,13 @@ class BenchPlot(_Base):
         path = PLOTS / f"{self.arguments[0]}.png"
         if not path.exists():
             return []
-        return self.render([f".. image:: /_static/bench/{path.name}",
-                            f"   :alt: {self.arguments[0]} throughput against threads", ""])
+        return self.render(
+            [
+                f".. image:: /_static/bench/{path.name}",
+                f"   :alt: {self.arguments[0]} throughput against threads",
+                "",
+            ]
+        )
 
 
 class BenchRuntime(_Base):
@@ -183,11 +199,23 @@ class BenchRuntime(_Base):
         rows = []
         for d in docs:
             rt = d["runtime"]
-            rows.append([label(d), rt["summary"], str(rt["cpu_count"]), d["machine"],
-                         d["created"], str(d["settings"]["repeat"]),
-                         f"{d['elapsed_seconds']:.0f} s"])
-        return self.render(list_table(["interpreter", "state", "cores", "machine", "measured",
-                                       "repetitions", "run time"], rows))
+            rows.append(
+                [
+                    label(d),
+                    rt["summary"],
+                    str(rt["cpu_count"]),
+                    d["machine"],
+                    d["created"],
+                    str(d["settings"]["repeat"]),
+                    f"{d['elapsed_seconds']:.0f} s",
+                ]
+            )
+        return self.render(
+            list_table(
+                ["interpreter", "state", "cores", "machine", "measured", "repetitions", "run time"],
+                rows,
+            )
+        )
 
 
 class BenchGuide(_Base):
@@ -215,7 +243,91 @@ class BenchGuide(_Base):
         return self.render(list_table(header, rows))
 
 
+class BenchOverhead(_Base):
+    """Single-thread throughput of the free-threaded build relative to the GIL build."""
+
+    def run(self) -> list[nodes.Node]:
+        docs = load_results()
+        gil = [d for d in docs if not d["runtime"]["free_threaded_build"]]
+        ft = [
+            d
+            for d in docs
+            if d["runtime"]["free_threaded_build"] and not d["runtime"]["gil_enabled"]
+        ]
+        if not gil or not ft:
+            return self.missing("both builds")
+        rows = []
+        ratios_all: list[float] = []
+        for wg in gil[0]["workloads"]:
+            wf = find(ft[0], wg["name"])
+            if wf is None or wg["kind"] != "throughput":
+                continue
+            one_g = {
+                r["variant"]: r["ops_per_sec"]["median"] for r in wg["results"] if r["threads"] == 1
+            }
+            one_f = {
+                r["variant"]: r["ops_per_sec"]["median"] for r in wf["results"] if r["threads"] == 1
+            }
+            ratios = sorted(one_f[v] / one_g[v] for v in one_g if v in one_f and one_g[v])
+            if not ratios:
+                continue
+            ratios_all += ratios
+            mid = ratios[len(ratios) // 2]
+            rows.append(
+                [
+                    f"{wg['group']} / {wg['name']}",
+                    str(len(ratios)),
+                    f"{ratios[0]:.2f}",
+                    f"{mid:.2f}",
+                    f"{ratios[-1]:.2f}",
+                ]
+            )
+        ratios_all.sort()
+        if ratios_all:
+            rows.append(
+                [
+                    "**all workloads**",
+                    str(len(ratios_all)),
+                    f"{ratios_all[0]:.2f}",
+                    f"{ratios_all[len(ratios_all) // 2]:.2f}",
+                    f"{ratios_all[-1]:.2f}",
+                ]
+            )
+        header = ["workload", "variants", "min", "median", "max"]
+        lines = [
+            f"Single-thread throughput, {label(ft[0])} divided by {label(gil[0])} "
+            "(1.00 = same speed; below 1 the free-threaded build is slower):",
+            "",
+        ]
+        return self.render(lines + list_table(header, rows))
+
+
+class BenchAll(_Base):
+    """Every workload of the committed results: a rubric, the table, the chart."""
+
+    def run(self) -> list[nodes.Node]:
+        docs = load_results()
+        if not docs:
+            return self.missing("any workload")
+        names: list[tuple[str, str, str]] = []
+        for d in docs:
+            for w in d["workloads"]:
+                key = (w["group"], w["name"], w["kind"])
+                if key not in names:
+                    names.append(key)
+        lines: list[str] = []
+        for group, name, kind in names:
+            lines += [f".. rubric:: {group} / {name}", ""]
+            if kind == "metric":
+                lines += [f".. bench-metric:: {name}", ""]
+            else:
+                lines += [f".. bench-table:: {name}", "", f".. bench-plot:: {name}", ""]
+        return self.render(lines)
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
+    app.add_directive("bench-all", BenchAll)
+    app.add_directive("bench-overhead", BenchOverhead)
     app.add_directive("bench-table", BenchTable)
     app.add_directive("bench-metric", BenchMetric)
     app.add_directive("bench-plot", BenchPlot)

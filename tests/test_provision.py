@@ -1,0 +1,108 @@
+"""tools/provision_python.py: the pure parts (no build here)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parent.parent / "tools" / "provision_python.py"
+
+
+@pytest.fixture(scope="module")
+def prov() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("provision_python", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["provision_python"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_parse_uris_both_formats(prov: ModuleType) -> None:
+    text = """
+# deb http://ignored.invalid/debian sid main
+deb [arch=amd64] http://mirror.invalid/debian bookworm main
+Types: deb
+URIs: http://other.invalid/debian-security
+Suites: bookworm-security
+"""
+    assert prov.parse_uris(text) == [
+        "http://mirror.invalid/debian",
+        "http://other.invalid/debian-security",
+    ]
+
+
+def test_archive_uri_prefers_main_archive(prov: ModuleType, tmp_path: Path) -> None:
+    a = tmp_path / "a.sources"
+    a.write_text("Types: deb\nURIs: http://x.invalid/debian-security\n")
+    b = tmp_path / "b.list"
+    b.write_text("deb http://x.invalid/debian/ bookworm main\n")
+    assert prov.archive_uri([a, b]) == "http://x.invalid/debian"
+    with pytest.raises(SystemExit):
+        prov.archive_uri([tmp_path / "missing.list"])
+
+
+def test_version_key_orders_debian_versions(prov: ModuleType) -> None:
+    versions = ["3.13.15-1", "3.14.9-1", "3.14.10-1", "3.13.18-1"]
+    assert sorted(versions, key=prov.version_key, reverse=True) == [
+        "3.14.10-1",
+        "3.14.9-1",
+        "3.13.18-1",
+        "3.13.15-1",
+    ]
+
+
+def test_from_cache_needs_complete_pairs(prov: ModuleType, tmp_path: Path) -> None:
+    def fake(version: str, suffix: str, complete: bool) -> None:
+        minor = ".".join(version.split(".")[:2])
+        bindir = tmp_path / f"cpython-{version}-{suffix}" / "bin"
+        bindir.mkdir(parents=True)
+        (bindir / f"python{minor}{'t' if suffix == 'ft' else ''}").write_text("")
+        if complete:
+            (bindir.parent / ".complete").write_text(version)
+
+    assert prov.from_cache(tmp_path) is None
+    fake("3.13.15", "ft", True)
+    assert prov.from_cache(tmp_path) is None  # no GIL twin yet
+    fake("3.13.15", "gil", False)
+    assert prov.from_cache(tmp_path) is None  # twin's build did not finish
+    (tmp_path / "cpython-3.13.15-gil" / ".complete").write_text("3.13.15")
+    ft, gil = prov.from_cache(tmp_path)
+    assert ft.endswith("cpython-3.13.15-ft/bin/python3.13t")
+    assert gil.endswith("cpython-3.13.15-gil/bin/python3.13")
+    fake("3.14.1", "ft", True)
+    fake("3.14.1", "gil", True)
+    assert prov.from_cache(tmp_path)[0].endswith("python3.14t")  # newest pair wins
+
+
+def test_cache_dir_env_override(
+    prov: ModuleType, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("CONCTOOLS_PYTHON_CACHE", str(tmp_path))
+    assert prov.cache_dir() == tmp_path
+    monkeypatch.delenv("CONCTOOLS_PYTHON_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert prov.cache_dir() == tmp_path / "conctools" / "python"
+
+
+def test_script_finds_existing_interpreters_without_building() -> None:
+    import subprocess
+
+    r = subprocess.run(
+        [sys.executable, str(SCRIPT), "--no-build", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if r.returncode != 0:
+        pytest.skip("no provisioned interpreters on this machine")
+    import json
+
+    paths = json.loads(r.stdout)
+    assert set(paths) == {"freethreaded", "gil"}
+    assert all(Path(p).exists() for p in paths.values())
