@@ -19,7 +19,8 @@ SUMMARY_FREE = "Running in free-threaded mode."
 def free_threaded_build() -> bool:
     """Return True when this interpreter was built with ``--disable-gil``.
 
-    >>> isinstance(free_threaded_build(), bool)
+    >>> import conctools
+    >>> isinstance(conctools.free_threaded_build(), bool)
     True
     """
     return bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
@@ -78,7 +79,8 @@ def runtime_info() -> RuntimeInfo:
     ``summary`` is exactly one of ``"Build does not support free-threading."``,
     ``"Running with the GIL enabled."`` or ``"Running in free-threaded mode."``.
 
-    >>> info = runtime_info()
+    >>> import conctools
+    >>> info = conctools.runtime_info()
     >>> info.summary in (
     ...     "Build does not support free-threading.",
     ...     "Running with the GIL enabled.",
