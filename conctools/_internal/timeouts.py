@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 __all__ = ["Deadline", "check_timeout", "lock_timeout"]
@@ -25,8 +26,11 @@ def check_timeout(timeout: float | None, name: str = "timeout") -> float | None:
 
 
 def lock_timeout(remaining: float | None) -> float:
-    """Convert a remaining time to the ``timeout`` argument of ``Lock.acquire``."""
-    return -1.0 if remaining is None else remaining
+    """Convert a remaining time to the ``timeout`` argument of ``Lock.acquire``
+    (``-1`` waits forever; values above ``threading.TIMEOUT_MAX`` are clamped)."""
+    if remaining is None:
+        return -1.0
+    return min(remaining, threading.TIMEOUT_MAX)
 
 
 class Deadline:
