@@ -1,0 +1,9 @@
+"""A bounded, thread-safe cache (LRU or W-TinyLFU, TTL, single-flight loading) and ``@cached``."""
+
+from __future__ import annotations
+
+from .core import ConcurrentCache
+from .decorator import CacheInfo, cached
+from .stats import CacheStats
+
+__all__ = ["CacheInfo", "CacheStats", "ConcurrentCache", "cached"]

@@ -1,0 +1,830 @@
+"""ConcurrentCache: a bounded, thread-safe cache with LRU or W-TinyLFU eviction."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import threading
+import time
+import weakref
+from collections.abc import Callable, Hashable, Iterator
+from typing import Any, Generic, TypeVar, cast, overload
+
+from .._internal.sentinel import MISSING
+from .._internal.striping import check_stripes, default_stripes
+from .._internal.timeouts import check_timeout
+from .policies import Policy, make_policy
+from .stats import CacheStats
+
+__all__ = ["ConcurrentCache"]  # _Done and _find are shared with decorator.py
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
+D = TypeVar("D")
+
+# A read buffer reaching this length triggers a try-lock drain; at the hard
+# limit a thread waits for the maintenance lock (back-pressure: records are
+# never dropped, so statistics stay exact).
+_DRAIN_AT = 64
+_HARD_LIMIT = 4096
+
+
+class _Buffer(list):  # type: ignore[type-arg]
+    """A thread's access records: keys read (hits) or written, in order.
+
+    Only the owning thread appends and bumps the counters; the drainer (any
+    thread holding the maintenance lock) removes records from the front and
+    reads the counters, which only grow, so nothing is lost without locking.
+    """
+
+    __slots__ = ("misses", "writes")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.misses = 0  # lookups that missed (they leave no record)
+        self.writes = 0  # records that are updates, not hits
+
+
+class _Registered:
+    """The drainer's view of one thread's buffer: what it has counted so far."""
+
+    __slots__ = ("buf", "misses", "ref", "writes")
+
+    def __init__(self, ref: weakref.ref[_Token], buf: _Buffer) -> None:
+        self.ref = ref
+        self.buf = buf
+        self.misses = 0
+        self.writes = 0
+
+
+_MISS: Any = object()  # "record a miss" for _record
+
+# Why a node left the map (``_Node.dead``); 0 while it is live.
+_LIVE, _GONE, _EXPIRED = 0, 1, 2
+_INF = math.inf
+
+
+def _find(d: dict[Any, Any], key: object) -> Any:
+    """``d.get(key)`` without calling ``dict.get``.
+
+    On CPython 3.13t, ``dict.get`` (like other methods that lock the dict)
+    costs ~15 us when the dict is owned by a thread that is blocked (in
+    ``join``, ``Event.wait``, ``queue.get``: e.g. the thread that created the
+    cache); ``d[key]`` and ``key in d`` take the lock-free read path.
+    """
+    try:
+        return d[key]
+    except KeyError:
+        return None
+
+
+class _Node:
+    """One entry.  ``item`` is the value, or ``(value, write_deadline)`` in a
+    cache with expiry, so that a reader sees a value and its deadline from the
+    same write.  ``adl`` is the idle (expire-after-access) deadline."""
+
+    __slots__ = ("adl", "dead", "item", "key")
+
+    def __init__(self, key: Any, item: Any, adl: float) -> None:
+        self.key = key
+        self.item = item
+        self.adl = adl
+        self.dead = _LIVE
+
+
+class _Done:
+    """A one-shot "finished" signal, cheaper to create than ``threading.Event``
+    (a load is created on every miss; waiters are rare): a lock held until
+    ``set()``; each waiter acquires and releases it in turn."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        self._lock.release()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        if not self._lock.acquire(True, -1 if timeout is None else timeout):
+            return False
+        self._lock.release()
+        return True
+
+
+class _Load:
+    """An in-flight single-flight load: the loader's caller fills it, waiters wait."""
+
+    __slots__ = ("done", "error", "owner", "superseded", "value")
+
+    def __init__(self, owner: int) -> None:
+        self.done = _Done()
+        self.value: Any = MISSING
+        self.error: BaseException | None = None
+        self.owner = owner
+        self.superseded = False
+
+
+class _Stripe:
+    __slots__ = ("failures", "loading", "loads", "lock")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.loading: dict[Any, _Load] = {}
+        self.loads = 0
+        self.failures = 0
+
+
+class _Token:
+    """Lives in a thread's ``threading.local`` slot; dies with the thread."""
+
+    __slots__ = ("__weakref__",)
+
+
+class ConcurrentCache(Generic[K, V]):
+    """A size-bounded thread-safe cache: LRU or W-TinyLFU, TTL, single-flight loading, stats.
+
+    ``ConcurrentCache(maxsize=1024, *, ttl=None, policy="lru", stripes=None,
+    expire_after_access=None, clock=time.monotonic)``.  ``policy="lru"`` keeps the
+    ``maxsize`` most recently used entries (an exact LRU in a single thread);
+    ``policy="tinylfu"`` is W-TinyLFU, which admits a new entry into the main
+    region only if it is used more often than the entry it would replace, so one-off
+    scans do not flush the popular entries.  ``ttl`` expires an entry that many
+    seconds after it was last written; ``expire_after_access`` expires one idle
+    for that long.  ``clock`` (seconds, monotonic) is injectable for tests.
+    ``stripes`` (rounded up to a power of two; default from the CPU count) is
+    the number of locks that coordinate in-flight loads.
+
+    **Thread safety.** Every method may be called from any number of threads.
+    Lookups (``get``, ``c[key]``, ``in``, the hit path of ``get_or_load``) and
+    updates of a key already present take no lock: they read one shared dict and
+    append an access record to a buffer owned by the calling thread.  Inserting a
+    new key, removing one and applying the buffered accesses to the eviction
+    order happen under one maintenance lock, taken by a reader only with a
+    non-blocking try (as in Caffeine), so eviction always follows the global
+    recency/frequency order.  Loaders run under no lock.  The map never holds more
+    than ``maxsize`` entries, even transiently.  Keys' ``__hash__``/``__eq__``
+    run under the maintenance lock (as they do inside a dict); they must not
+    call back into the same cache.
+
+    **Atomic operations.** ``get``, ``put``, ``invalidate`` and ``c[key]`` are
+    linearizable per key.  ``get_or_load(key, loader)`` is single-flight: among
+    concurrent callers for a missing key one runs ``loader(key)`` and the others
+    wait for its result; if it raises, the same exception object reaches every
+    waiter and nothing is cached.  A ``put``, ``invalidate`` or ``clear``
+    that happens while a load is in flight wins: the load's value is still
+    returned to its callers but is not cached (so an invalidation is never
+    undone by a load that started before it), and a load finding a live entry
+    already installed does not replace it.  ``stats()`` is an exact snapshot:
+    buffered records are applied before it is taken.  ``len`` is the number of
+    entries, after removing expired ones.
+
+    **Iteration.** ``iter(c)``, ``keys()`` and ``items()`` return snapshots of
+    the live entries taken under the maintenance lock; they do not count as
+    accesses or hits.  The cache never hands out a lock or a live view.
+
+    **Blocking and timeouts.** ``get_or_load(key, loader, timeout=None)``
+    blocks while another thread loads the same key; after ``timeout`` seconds it
+    raises ``TimeoutError`` (the load goes on).  Calling ``get_or_load`` for a key
+    from inside that key's own loader raises ``RuntimeError`` instead of
+    deadlocking.  Other methods wait only for the maintenance lock, which is held
+    for bounded, short sections and never while user code runs (apart from key
+    hashing).  A reader waits for it only if its own access buffer has grown
+    to 4096 records while other threads kept the lock busy (back-pressure, so
+    that no access record is ever dropped).
+
+    **Complexity.** ``get``/``put`` of a present key: O(1), lock-free.  Insertion,
+    ``invalidate``: O(1) amortised under the maintenance lock (plus the
+    buffered accesses it applies: O(1) each; W-TinyLFU updates its sketch, four
+    counters).  Expiry uses a lazy heap: O(log n) per expired or refreshed entry.
+    ``len``: O(1) (with expiry: plus the entries that expired).  ``stats``,
+    ``keys``, ``items``: O(threads + buffered records), plus O(n) for the
+    snapshots.  Memory: the map, the
+    policy's order (and the sketch: 4 x next_pow2(maxsize) small ints for
+    W-TinyLFU), per-thread buffers of at most a few thousand records.
+    """
+
+    __slots__ = (
+        "__weakref__",
+        "_clock",
+        "_data",
+        "_evictions",
+        "_expirations",
+        "_heap",
+        "_hits",
+        "_lock",
+        "_maxsize",
+        "_misses",
+        "_policy",
+        "_reg_lock",
+        "_registry",
+        "_seq",
+        "_smask",
+        "_stripes",
+        "_timed",
+        "_tls",
+        "_tta",
+        "_ttl",
+    )
+
+    def __new__(
+        cls,
+        maxsize: int = 1024,
+        *,
+        ttl: float | None = None,
+        policy: str = "lru",
+        stripes: int | None = None,
+        expire_after_access: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> ConcurrentCache[K, V]:
+        # A cache with expiry gets the subclass whose get() checks deadlines,
+        # so that the plain get() has no branch for it.
+        timed = ttl is not None or expire_after_access is not None
+        return super().__new__(_timed_class(cls) if timed else cls)
+
+    def __init__(
+        self,
+        maxsize: int = 1024,
+        *,
+        ttl: float | None = None,
+        policy: str = "lru",
+        stripes: int | None = None,
+        expire_after_access: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if isinstance(maxsize, bool) or not isinstance(maxsize, int):
+            raise TypeError(f"maxsize must be an int, not {type(maxsize).__name__}")
+        if maxsize < 1:
+            raise ValueError("maxsize must be >= 1")
+        ttl = _check_duration(ttl, "ttl")
+        expire_after_access = _check_duration(expire_after_access, "expire_after_access")
+        if not isinstance(policy, str):
+            raise TypeError(f"policy must be a str, not {type(policy).__name__}")
+        if not callable(clock):
+            raise TypeError("clock must be callable")
+        n = default_stripes(gil_build=4) if stripes is None else check_stripes(stripes, "stripes")
+        self._policy: Policy[K] = make_policy(policy, maxsize)
+        self._maxsize = maxsize
+        self._ttl = ttl
+        self._tta = expire_after_access
+        self._timed = ttl is not None or expire_after_access is not None
+        self._clock = clock
+        self._data: dict[Any, _Node] = {}
+        self._stripes = [_Stripe() for _ in range(n)]
+        self._smask = n - 1
+        self._lock = threading.Lock()  # the maintenance lock
+        self._tls = threading.local()
+        self._reg_lock = threading.Lock()
+        self._registry: list[_Registered] = []
+        self._hits = 0
+        self._misses = 0
+        self._evictions = 0
+        self._expirations = 0
+        self._heap: list[tuple[float, int, _Node]] = []
+        self._seq = itertools.count()
+
+    # ------------------------------------------------------------------ info
+
+    @property
+    def maxsize(self) -> int:
+        """The bound on the number of entries."""
+        return self._maxsize
+
+    @property
+    def policy(self) -> str:
+        """``"lru"`` or ``"tinylfu"``."""
+        return self._policy.name
+
+    @property
+    def ttl(self) -> float | None:
+        """Seconds from a write to expiry, or ``None``."""
+        return self._ttl
+
+    @property
+    def expire_after_access(self) -> float | None:
+        """Seconds of idleness before expiry, or ``None``."""
+        return self._tta
+
+    def __repr__(self) -> str:
+        return (
+            f"<ConcurrentCache policy={self.policy!r} maxsize={self._maxsize} "
+            f"size={len(self._data)} ttl={self._ttl!r}>"
+        )
+
+    # --------------------------------------------------------- thread buffers
+
+    def _register(self) -> _Buffer:
+        """First access from this thread: create its buffer (owned by it).
+
+        One buffer per thread keeps that thread's accesses in order; the
+        counters on it say how many lookups missed and how many records are
+        writes (the rest are hits)."""
+        buf = _Buffer()
+        token = _Token()
+        tls = self._tls
+        tls.token = token
+        tls.r = buf
+        with self._reg_lock:
+            self._registry.append(_Registered(weakref.ref(token), buf))
+        return buf
+
+    def _rbuf(self) -> _Buffer:
+        try:
+            buf: _Buffer = self._tls.r
+        except AttributeError:
+            buf = self._register()
+        return buf
+
+    def _after_record(self, buf: list[Any]) -> None:
+        """A buffer is long: apply the records if nobody else is doing it."""
+        if self._lock.acquire(False):
+            try:
+                self._maintain()
+            finally:
+                self._lock.release()
+        elif len(buf) >= _HARD_LIMIT:
+            with self._lock:
+                self._maintain()
+
+    def _drain(self) -> None:
+        """Apply every thread's buffered records to the policy (lock held)."""
+        access = self._policy.access
+        prune = False
+        for reg in self._registry:
+            buf = reg.buf
+            # Records minus writes are hits.  A write in flight (counter bumped,
+            # key not yet appended, or the reverse) may be attributed to the
+            # next drain: the totals are exact whenever no call is running.
+            misses = buf.misses
+            writes = buf.writes
+            n = len(buf)
+            if n:
+                items = buf[:n]
+                del buf[:n]  # appends only go to the end: nothing is lost
+                access(items)
+            self._misses += misses - reg.misses
+            reg.misses = misses
+            self._hits += n - (writes - reg.writes)
+            reg.writes = writes
+            if reg.ref() is None:
+                prune = True
+        if prune:
+            with self._reg_lock:
+                self._registry = [r for r in self._registry if r.ref() is not None or len(r.buf)]
+
+    def _maintain(self) -> None:
+        """Drain the buffers and drop expired entries (lock held)."""
+        self._drain()
+        if self._timed:
+            self._expire(self._clock())
+
+    # ----------------------------------------------------------------- expiry
+
+    def _deadline(self, node: _Node) -> float:
+        wd: float = node.item[1]
+        adl = node.adl
+        return wd if wd < adl else adl
+
+    def _expire(self, now: float) -> None:
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, seq, node = heapq.heappop(heap)
+            if node.dead:
+                continue
+            dl = self._deadline(node)
+            if dl > now:  # refreshed by a write or a read since it was pushed
+                heapq.heappush(heap, (dl, seq, node))
+                continue
+            self._unlink(node, _EXPIRED)
+            self._expirations += 1
+        if len(heap) > 2 * len(self._data) + 64:
+            self._heap = [e for e in heap if not e[2].dead]
+            heapq.heapify(self._heap)
+
+    def _unlink(self, node: _Node, why: int) -> None:
+        """Remove a node from the map and the policy (maintenance lock held)."""
+        node.dead = why
+        key = node.key
+        if _find(self._data, key) is node:
+            del self._data[key]
+            self._policy.remove(key)
+
+    def _is_live(self, node: _Node, now: float) -> bool:
+        return now < node.item[1] and now < node.adl
+
+    # ----------------------------------------------------------------- lookup
+
+    @overload
+    def get(self, key: K) -> V | None: ...
+
+    @overload
+    def get(self, key: K, default: D) -> V | D: ...
+
+    def get(self, key: K, default: Any = None) -> Any:
+        """The value for ``key``, or ``default`` if absent or expired (counts a hit or a miss)."""
+        # (A cache with expiry is a _TimedCache, whose get is _get_timed.)
+        try:
+            buf: _Buffer = self._tls.r
+        except AttributeError:
+            buf = self._register()
+        try:
+            node = self._data[key]  # not dict.get: see _find
+        except KeyError:
+            buf.misses += 1
+            return default
+        buf.append(key)
+        if len(buf) > 63:  # _DRAIN_AT - 1, inlined: this is the hottest path
+            self._after_record(buf)
+        return node.item
+
+    def _get_timed(self, key: K, default: Any = None) -> Any:
+        node = _find(self._data, key)
+        buf = self._rbuf()
+        if node is not None:
+            value, wd = node.item
+            now = self._clock()
+            if now < wd and now < node.adl:
+                if self._tta is not None:
+                    node.adl = now + self._tta
+                buf.append(key)
+                if len(buf) >= _DRAIN_AT:
+                    self._after_record(buf)
+                return value
+        buf.misses += 1
+        return default
+
+    def __getitem__(self, key: K) -> V:
+        value: Any = self.get(key, MISSING)
+        if value is MISSING:
+            raise KeyError(key)
+        return cast(V, value)
+
+    def __contains__(self, key: object) -> bool:
+        """True if ``key`` has a live entry (no hit/miss is counted, recency unchanged)."""
+        node = _find(self._data, key)
+        if node is None:
+            return False
+        if self._timed:
+            return self._is_live(node, self._clock())
+        return True
+
+    # ------------------------------------------------------------------ write
+
+    def put(self, key: K, value: V) -> None:
+        """Set ``key`` to ``value`` (a write: refreshes the TTL; an access for the policy)."""
+        try:
+            node = self._data[key]
+        except KeyError:
+            node = None
+        if node is not None:
+            if not self._timed:
+                node.item = value  # lock-free update of a present key
+                buf = self._rbuf()
+                buf.writes += 1
+                buf.append(key)
+                if len(buf) >= _DRAIN_AT:
+                    self._after_record(buf)
+                return
+            now = self._clock()
+            if self._is_live(node, now):
+                node.item = (value, now + self._ttl if self._ttl is not None else _INF)
+                if self._tta is not None:
+                    node.adl = now + self._tta
+                if node.dead != _EXPIRED:  # expired concurrently: insert anew below
+                    buf = self._rbuf()
+                    buf.writes += 1
+                    buf.append(key)
+                    if len(buf) >= _DRAIN_AT:
+                        self._after_record(buf)
+                    return
+        self._insert(key, value, None)
+
+    def __setitem__(self, key: K, value: V) -> None:
+        self.put(key, value)
+
+    def _stripe(self, key: object) -> _Stripe:
+        h = hash(key)
+        return self._stripes[(h ^ (h >> 16)) & self._smask]
+
+    def _new_node(self, key: K, value: Any) -> _Node:
+        """A node for a key being inserted (maintenance lock held)."""
+        if not self._timed:
+            return _Node(key, value, _INF)
+        now = self._clock()
+        wd = now + self._ttl if self._ttl is not None else _INF
+        adl = now + self._tta if self._tta is not None else _INF
+        node = _Node(key, (value, wd), adl)
+        heapq.heappush(self._heap, (min(wd, adl), next(self._seq), node))
+        return node
+
+    def _rewrite(self, node: _Node, value: Any) -> None:
+        """Give a present node a new value (and fresh deadlines)."""
+        if not self._timed:
+            node.item = value
+            return
+        now = self._clock()
+        node.item = (value, now + self._ttl if self._ttl is not None else _INF)
+        if self._tta is not None:
+            node.adl = now + self._tta
+
+    def _insert(self, key: K, value: Any, load: _Load | None) -> bool:
+        """Slow path of put and of a load's completion; returns True if cached."""
+        stripe = self._stripe(key)
+        with self._lock:
+            # Under the maintenance lock nothing else adds or removes keys.
+            self._maintain()
+            node = _find(self._data, key)
+            if node is not None and self._timed and not self._is_live(node, self._clock()):
+                self._unlink(node, _EXPIRED)
+                self._expirations += 1
+                node = None
+            if node is not None:
+                if load is not None:  # a put won the race: keep its value
+                    self._forget_load(key, load, stripe)
+                    return False
+                # appeared since put looked: update in place
+                self._rewrite(node, value)
+                self._policy.access((key,))
+                return True
+            if load is not None and load.superseded:
+                return False
+            if load is None and stripe.loading:  # a load registered later cannot
+                self._supersede(key, stripe)  # overwrite this live entry: see _load
+            for victim in self._policy.insert(key):
+                vnode = self._data.pop(victim)
+                vnode.dead = _GONE
+                self._evictions += 1
+            new = self._new_node(key, value)
+            if load is None:
+                self._data[key] = new
+            else:
+                # Install and retire the load together, so that no caller can
+                # see neither and start a second load.
+                with stripe.lock:
+                    self._data[key] = new
+                    if _find(stripe.loading, key) is load:
+                        del stripe.loading[key]
+            return True
+
+    def _forget_load(self, key: object, load: _Load, stripe: _Stripe) -> None:
+        with stripe.lock:
+            if _find(stripe.loading, key) is load:
+                del stripe.loading[key]
+
+    def _supersede(self, key: object, stripe: _Stripe) -> None:
+        with stripe.lock:
+            load = _find(stripe.loading, key)
+            if load is not None:
+                del stripe.loading[key]
+                load.superseded = True
+
+    # ----------------------------------------------------------------- remove
+
+    def invalidate(self, key: K) -> bool:
+        """Remove ``key``; True if a live entry was removed.  An in-flight load of
+        ``key`` will not be cached."""
+        stripe = self._stripe(key)
+        with self._lock:
+            self._maintain()
+            self._supersede(key, stripe)
+            node = _find(self._data, key)
+            if node is None:
+                return False
+            live = not self._timed or self._is_live(node, self._clock())
+            self._unlink(node, _GONE if live else _EXPIRED)
+            if not live:
+                self._expirations += 1
+            return live
+
+    def __delitem__(self, key: K) -> None:
+        if not self.invalidate(key):
+            raise KeyError(key)
+
+    def clear(self) -> None:
+        """Remove every entry; in-flight loads will not be cached."""
+        self._clear_with_stats()
+
+    def _clear_with_stats(self) -> CacheStats:
+        """``clear()``, returning the stats of the instant of clearing."""
+        with self._lock:
+            snapshot = self._stats_locked()
+            for stripe in self._stripes:
+                with stripe.lock:
+                    for load in stripe.loading.values():
+                        load.superseded = True
+                    stripe.loading.clear()
+            for node in self._data.values():
+                node.dead = _GONE
+            self._data.clear()
+            self._policy.clear()
+            self._heap.clear()
+            return snapshot
+
+    # ---------------------------------------------------------------- loading
+
+    def _record(self, rec: Any) -> None:
+        """Buffer one read record: a key (a hit) or ``_MISS``."""
+        buf = self._rbuf()
+        if rec is _MISS:
+            buf.misses += 1
+            return
+        buf.append(rec)
+        if len(buf) >= _DRAIN_AT:
+            self._after_record(buf)
+
+    def get_or_load(self, key: K, loader: Callable[[K], V], timeout: float | None = None) -> V:
+        """The value for ``key``; if absent, ``loader(key)`` computes it (single-flight).
+
+        Concurrent callers for the same missing key share one loader call.  The
+        loader runs in the first caller's thread under no lock; a waiter gives up
+        after ``timeout`` seconds with ``TimeoutError`` (the load goes on).  A
+        loader exception is raised in every caller and nothing is cached.  The
+        caller that runs the loader counts a miss; a waiter counts a hit if the
+        load succeeded and a miss otherwise.
+        """
+        if timeout is not None:
+            check_timeout(timeout)
+        node = _find(self._data, key)
+        if node is not None:
+            if not self._timed:
+                self._record(key)
+                return node.item  # type: ignore[no-any-return]
+            value, wd = node.item
+            now = self._clock()
+            if now < wd and now < node.adl:
+                if self._tta is not None:
+                    node.adl = now + self._tta
+                self._record(key)
+                return value  # type: ignore[no-any-return]
+        return self._load(key, loader, timeout, None)
+
+    def _call(
+        self, key: Hashable, fn: Callable[..., V], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> V:
+        """``get_or_load`` for the ``cached`` decorator: ``fn(*args, **kwargs)`` loads."""
+        try:
+            node = self._data[key]
+        except KeyError:
+            return self._load(key, None, None, (fn, args, kwargs))  # type: ignore[arg-type]
+        if not self._timed:
+            try:
+                buf: _Buffer = self._tls.r
+            except AttributeError:
+                buf = self._register()
+            buf.append(key)
+            if len(buf) >= _DRAIN_AT:
+                self._after_record(buf)
+            return node.item  # type: ignore[no-any-return]
+        value, wd = node.item
+        now = self._clock()
+        if now < wd and now < node.adl:
+            if self._tta is not None:
+                node.adl = now + self._tta
+            self._record(key)
+            return value  # type: ignore[no-any-return]
+        return self._load(key, None, None, (fn, args, kwargs))  # type: ignore[arg-type]
+
+    def _load(
+        self,
+        key: K,
+        loader: Callable[[K], V] | None,
+        timeout: float | None,
+        call: tuple[Callable[..., V], tuple[Any, ...], dict[str, Any]] | None,
+    ) -> V:
+        stripe = self._stripe(key)
+        me = threading.get_ident()
+        with stripe.lock:
+            node = _find(self._data, key)
+            if node is not None and (not self._timed or self._is_live(node, self._clock())):
+                load = None
+                owner = False
+            else:
+                load = _find(stripe.loading, key)
+                owner = load is None
+                if load is None:
+                    load = stripe.loading[key] = _Load(me)
+                    stripe.loads += 1
+        if load is None:  # installed by another thread since our first lookup
+            assert node is not None
+            self._record(key)
+            return node.item[0] if self._timed else node.item  # type: ignore[no-any-return]
+        if not owner:
+            if load.owner == me:
+                self._record(_MISS)
+                raise RuntimeError(f"recursive load of key {key!r} from its own loader")
+            if not load.done.wait(timeout):
+                self._record(_MISS)
+                raise TimeoutError(f"waited {timeout}s for another thread's load of {key!r}")
+            if load.error is not None:
+                self._record(_MISS)
+                raise load.error
+            self._record(key)
+            return load.value  # type: ignore[no-any-return]
+        self._record(_MISS)
+        try:
+            if call is not None:
+                fn, args, kwargs = call
+                value = fn(*args, **kwargs)
+            else:
+                assert loader is not None
+                value = loader(key)
+        except BaseException as exc:
+            with stripe.lock:
+                stripe.failures += 1
+                if _find(stripe.loading, key) is load:
+                    del stripe.loading[key]
+            load.error = exc
+            load.done.set()
+            raise
+        try:
+            self._insert(key, value, load)
+        finally:
+            load.value = value
+            load.done.set()
+        return value
+
+    # ----------------------------------------------------------- inspection
+
+    def __len__(self) -> int:
+        if not self._timed:
+            return len(self._data)
+        with self._lock:
+            self._expire(self._clock())
+            return len(self._data)
+
+    def _live_nodes(self) -> list[_Node]:
+        with self._lock:
+            self._maintain()
+            return list(self._data.values())
+
+    def keys(self) -> list[K]:
+        """A snapshot list of the live keys (in no particular order)."""
+        return [n.key for n in self._live_nodes()]
+
+    def items(self) -> list[tuple[K, V]]:
+        """A snapshot list of the live ``(key, value)`` pairs."""
+        timed = self._timed
+        return [(n.key, n.item[0] if timed else n.item) for n in self._live_nodes()]
+
+    def __iter__(self) -> Iterator[K]:
+        return iter(self.keys())
+
+    def stats(self) -> CacheStats:
+        """An exact, immutable snapshot of the counters (see :class:`CacheStats`)."""
+        with self._lock:
+            return self._stats_locked()
+
+    def _stats_locked(self) -> CacheStats:
+        self._maintain()
+        loads = failures = 0
+        for s in self._stripes:
+            with s.lock:
+                loads += s.loads
+                failures += s.failures
+        return CacheStats(
+            hits=self._hits,
+            misses=self._misses,
+            loads=loads,
+            load_failures=failures,
+            evictions=self._evictions,
+            expirations=self._expirations,
+        )
+
+
+class _TimedCache(ConcurrentCache[K, V]):
+    """A ConcurrentCache with ``ttl`` and/or ``expire_after_access`` (made by
+    ``ConcurrentCache(...)``; not public)."""
+
+    __slots__ = ()
+
+    get = ConcurrentCache._get_timed
+
+
+_TIMED_CLASSES: dict[type[Any], type[Any]] = {}
+
+
+def _timed_class(cls: type[Any]) -> type[Any]:
+    """The class to instantiate for a cache with expiry: ``_TimedCache``, or for
+    a user subclass ``S`` a class ``(S, _TimedCache)`` (S's own methods win)."""
+    if cls is ConcurrentCache:
+        return _TimedCache
+    if issubclass(cls, _TimedCache):
+        return cls
+    timed = _TIMED_CLASSES.get(cls)  # a benign race: at worst two equal classes
+    if timed is None:
+        ns = {"__slots__": (), "__module__": cls.__module__, "__qualname__": cls.__qualname__}
+        timed = _TIMED_CLASSES.setdefault(cls, type(cls.__name__, (cls, _TimedCache), ns))
+    return timed
+
+
+def _check_duration(value: float | None, name: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
+    v = float(value)
+    if math.isnan(v) or v < 0:
+        raise ValueError(f"{name} must be a non-negative number of seconds")
+    return v
