@@ -26,7 +26,16 @@ nox.options.reuse_venv = "yes"
 
 GIL_MINORS = ("3.10", "3.11", "3.12", "3.13", "3.14")
 TEST_REQS = ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100,<6.156"]
-LINT_PATHS = ["conctools", "tests", "benchmarks", "tools", "examples", "noxfile.py", "docs/_ext", "docs/conf.py"]
+LINT_PATHS = [
+    "conctools",
+    "tests",
+    "benchmarks",
+    "tools",
+    "examples",
+    "noxfile.py",
+    "docs/_ext",
+    "docs/conf.py",
+]
 
 
 def _probe(exe: str) -> dict[str, object] | None:

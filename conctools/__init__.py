@@ -8,13 +8,41 @@ from __future__ import annotations
 
 from ._internal.sentinel import MISSING
 from ._runtime import RuntimeInfo, free_threaded_build, gil_enabled, runtime_info
+from .atomic import AtomicInt, AtomicRef
+from .cache import CacheInfo, CacheStats, ConcurrentCache, cached
+from .counters import (
+    ConcurrentCounter,
+    ConcurrentCounterHandle,
+    StripedCounter,
+    StripedCounterHandle,
+)
+from .queue import ConcurrentQueue, PartialPut, QueueClosed
+from .rwlock import RWLock, RWLockPolicy
+from .sharded_dict import ShardedDict, ShardedDictHandle
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MISSING",
+    "AtomicInt",
+    "AtomicRef",
+    "CacheInfo",
+    "CacheStats",
+    "ConcurrentCache",
+    "ConcurrentCounter",
+    "ConcurrentCounterHandle",
+    "ConcurrentQueue",
+    "PartialPut",
+    "QueueClosed",
+    "RWLock",
+    "RWLockPolicy",
     "RuntimeInfo",
+    "ShardedDict",
+    "ShardedDictHandle",
+    "StripedCounter",
+    "StripedCounterHandle",
     "__version__",
+    "cached",
     "free_threaded_build",
     "gil_enabled",
     "runtime_info",

@@ -72,8 +72,11 @@ def run(threads: int, tasks: int, depth: int) -> tuple[float, dict[str, int]]:
     for w in workers:
         w.join()
     elapsed = time.perf_counter() - start
-    summary = {"topics": len(blackboard), "nodes": seen["nodes"],
-               "messages": seen["generation-0"] + seen["generation-1"]}
+    summary = {
+        "topics": len(blackboard),
+        "nodes": seen["nodes"],
+        "messages": seen["generation-0"] + seen["generation-1"],
+    }
     return elapsed, summary
 
 

@@ -1,0 +1,924 @@
+"""ShardedDict: a concurrent mapping with atomic compound operations.
+
+The map is split into a fixed (prime) number of *shards*; each shard is a
+plain ``dict`` guarded by its own ``threading.Lock``.  A key lives in shard
+``hash(key) % shards``.
+
+* Single-key reads (``d[k]``, ``k in d``, ``get``) take no lock: on
+  free-threaded CPython each ``dict`` operation is atomic on its own (the
+  interpreter's per-object critical sections), and on GIL builds the GIL makes
+  it so.
+* Every write takes the key's shard lock, so compound operations
+  (``increment``, ``compare_and_set``, ``compute``...) are atomic with respect
+  to each other and to plain stores.
+* Whole-map operations (``snapshot``, ``clear``) take every shard lock in
+  index order.
+* User code never runs under a shard lock, with one documented exception:
+  the ``__eq__`` of keys whose hashes collide inside a shard (dicts compare
+  keys while inserting and looking up).  Keys are hashed before any lock is
+  taken; keys of types whose hash is not known to be trivial are stored
+  wrapped together with their precomputed hash so the dict never calls
+  ``__hash__`` again under the lock.
+
+Hot paths avoid touching objects shared between threads where they can:
+:meth:`ShardedDict.handle` returns a per-thread handle with the same methods
+whose internal tuples are owned by the calling thread (see the docs page for
+the measurements behind this).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import (
+    Callable,
+    ItemsView,
+    Iterable,
+    Iterator,
+    KeysView,
+    Mapping,
+    MutableMapping,
+    ValuesView,
+)
+from typing import Any, Generic, TypeVar, overload
+
+from ._internal.sentinel import MISSING, MissingType
+from ._internal.striping import check_stripes, default_stripes
+from ._internal.timeouts import Deadline, check_timeout
+
+__all__ = ["ShardedDict", "ShardedDictHandle"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+T = TypeVar("T")
+
+_S = TypeVar("_S", bound="_ShardedBase[Any, Any]")
+
+
+def _next_prime(n: int) -> int:
+    """Smallest prime >= n (1 for n <= 1: a single shard)."""
+    if n <= 2:
+        return max(n, 1)
+    p = n | 1
+    while True:
+        f = 3
+        while f * f <= p:
+            if p % f == 0:
+                break
+            f += 2
+        else:
+            return p
+        p += 2
+
+
+def _shard_count(requested: int | None) -> int:
+    """The number of shards: the smallest prime >= the requested count.
+
+    Default request: on free-threaded builds a power of two >= 64 x usable
+    CPUs (:func:`~conctools._internal.striping.default_stripes`; 128 -> 131
+    shards on 2 cores); on GIL builds 16 (-> 17).  Measured on 3.13t, 2 cores,
+    counter mix through handles at 2 threads: 17 shards 1.71x the locked
+    dict, 67 1.89x, 131 1.92x, 257 1.95x (fewer collisions on the shard
+    dicts' reference counts and locks); 1 thread is unchanged.  Each shard
+    costs two small dicts and a lock (plus three bound methods per handle),
+    so the default stops at 64 per CPU.  With the GIL the count does not
+    change throughput.
+
+    A prime count lets the shard index be ``hash % shards``: one bytecode
+    operation that folds every bit of the hash (int keys with a power-of-two
+    stride spread evenly), measured 80 ns/op cheaper than the seven
+    shift/xor/and operations of a bit mixer on 3.13t.
+    """
+    n = default_stripes(per_cpu=64, minimum=64, gil_build=16) if requested is None else requested
+    return _next_prime(n)
+
+
+class _Key:
+    """A stored key together with its precomputed hash.
+
+    Keys whose type is not one of the plain builtins below are stored wrapped,
+    so that dict operations performed under a shard lock never call the key's
+    ``__hash__`` (it was computed before the lock was taken).  Equality keeps
+    dict semantics: identity first, then ``==``.
+    """
+
+    __slots__ = ("hash", "key")
+
+    def __init__(self, key: Any, h: int) -> None:
+        self.key: Any = key
+        self.hash = h
+
+    def __hash__(self) -> int:
+        return self.hash
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is _Key:
+            other = other.key
+        k = self.key
+        return k is other or bool(k == other)
+
+    def __repr__(self) -> str:
+        return f"_Key({self.key!r})"
+
+    def __reduce__(self) -> Any:  # pragma: no cover - never pickled directly
+        raise TypeError("internal key wrapper is not picklable")
+
+
+# Exact types whose hash runs no user code: keys of these types are stored as
+# they are (checked with ``type(key) in _PLAIN``, so subclasses are wrapped).
+_PLAIN = frozenset({str, int, float, bytes, bool, complex, type(None), frozenset})
+
+
+def _wrap(key: Any, h: int) -> Any:
+    return key if type(key) in _PLAIN else _Key(key, h)
+
+
+def _unwrap(k: Any) -> Any:
+    return k.key if type(k) is _Key else k
+
+
+class _Reservation:
+    """A pending ``compute_if_absent`` load of one key."""
+
+    __slots__ = ("done", "failed", "owner", "value")
+
+    owner: int
+
+    def __init__(self, owner: int) -> None:
+        self.owner = owner
+        self.done = threading.Event()
+        self.failed = False
+        self.value: Any = None
+
+
+_NOT_GIVEN: Any = object()
+
+# Which load each thread is waiting for (compute_if_absent), to detect
+# waits that can never end: a factory re-entering its own key, or two loads
+# waiting for each other (thread A loads k1 and needs k2, B loads k2 and
+# needs k1).  Only the slow path of compute_if_absent touches it.
+_waiting: dict[int, _Reservation] = {}
+_waiting_lock = threading.Lock()
+
+
+def _wait_for_load(res: _Reservation, key: object, me: int, deadline: Deadline) -> None:
+    cycle = False
+    with _waiting_lock:
+        r: _Reservation | None = res
+        while r is not None:
+            if r.owner == me:
+                cycle = True
+                break
+            try:
+                r = _waiting[r.owner]
+            except KeyError:
+                r = None
+        else:
+            _waiting[me] = res
+    if cycle:  # raised outside the lock: the message calls the key's __repr__
+        raise RuntimeError(
+            f"compute_if_absent({key!r}): the factory re-entered a key whose load "
+            "it is part of (recursive or cyclic loads would deadlock)"
+        )
+    try:
+        if not res.done.wait(deadline.remaining()):
+            raise TimeoutError(f"compute_if_absent({key!r}): timed out waiting for another load")
+    finally:
+        with _waiting_lock:
+            del _waiting[me]
+
+
+class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
+    """Operations shared by :class:`ShardedDict` and its per-thread handles."""
+
+    __slots__ = ("_loading", "_locks", "_n", "_shards")
+
+    _shards: tuple[dict[Any, V], ...]
+    _locks: tuple[threading.Lock, ...]
+    _loading: tuple[dict[Any, _Reservation], ...]
+    _n: int
+
+    # ------------------------------------------------------------------ reads
+    # Lock-free: one dict operation each.
+
+    def __getitem__(self, key: K) -> V:
+        return self._shards[hash(key) % self._n][key]
+
+    def get(self, key: K, default: Any = None) -> Any:
+        """``d[key]`` if present, else ``default`` (lock-free)."""
+        try:
+            return self._shards[hash(key) % self._n][key]
+        except KeyError:
+            return default
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._shards[hash(key) % self._n]
+
+    def __len__(self) -> int:
+        n = 0
+        for s in self._shards:
+            n += len(s)
+        return n
+
+    def __bool__(self) -> bool:
+        return any(self._shards)
+
+    # ----------------------------------------------------------------- writes
+
+    # Hot paths use ``lock.acquire()`` / ``try`` / ``finally: lock.release()``:
+    # measured ~45 ns/op cheaper than ``with lock:`` on 3.13 (both builds).
+
+    def __setitem__(self, key: K, value: V) -> None:
+        h = hash(key)
+        i = h % self._n
+        tk = type(key)
+        kk = key if (tk is int or tk is str) else _wrap(key, h)
+        lock = self._locks[i]
+        lock.acquire()
+        try:
+            self._shards[i][kk] = value
+        finally:
+            lock.release()
+
+    def __delitem__(self, key: K) -> None:
+        h = hash(key)
+        i = h % self._n
+        tk = type(key)
+        kk = key if (tk is int or tk is str) else _wrap(key, h)
+        lock = self._locks[i]
+        lock.acquire()
+        try:
+            # pop() keeps the value alive until the lock is released, so that
+            # its ``__del__`` (if the last reference) runs outside the lock.
+            value = self._shards[i].pop(kk)
+        except KeyError:
+            raise KeyError(key) from None
+        finally:
+            lock.release()
+        del value
+
+    @overload
+    def pop(self, key: K, /) -> V: ...
+    @overload
+    def pop(self, key: K, default: V | T, /) -> V | T: ...
+
+    def pop(self, key: K, default: Any = _NOT_GIVEN, /) -> Any:
+        """Remove ``key`` and return its value; ``default`` (or ``KeyError``) if absent."""
+        h = hash(key)
+        i = h % self._n
+        tk = type(key)
+        kk = key if (tk is int or tk is str) else _wrap(key, h)
+        shard = self._shards[i]
+        lock = self._locks[i]
+        lock.acquire()
+        try:
+            # ``in`` first: a miss raising and catching KeyError costs more
+            # than the extra lookup of a hit.
+            if kk in shard:
+                value = shard[kk]
+                del shard[kk]
+                return value
+        finally:
+            lock.release()
+        if default is _NOT_GIVEN:
+            raise KeyError(key)
+        return default
+
+    def popitem(self) -> tuple[K, V]:
+        """Remove and return some ``(key, value)`` pair; ``KeyError`` if empty.
+
+        Which pair is unspecified (the most recently inserted of some shard).
+        """
+        for shard, lock in zip(self._shards, self._locks, strict=True):
+            if shard:
+                with lock:
+                    if shard:
+                        k, v = shard.popitem()
+                        return _unwrap(k), v
+        # Looked empty shard by shard; confirm atomically (the map may never
+        # have been empty as a whole while we scanned).
+        self._lock_all()
+        try:
+            for shard in self._shards:
+                if shard:
+                    k, v = shard.popitem()
+                    return _unwrap(k), v
+        finally:
+            self._unlock_all()
+        raise KeyError("popitem(): dictionary is empty")
+
+    def clear(self) -> None:
+        """Remove every item, atomically (all shard locks, in index order)."""
+        dropped: list[dict[Any, V]] = []
+        self._lock_all()
+        try:
+            # Move the contents out and let them go after the locks are
+            # released: a value's ``__del__`` must not run under our locks.
+            dropped = [s.copy() for s in self._shards]
+            for shard in self._shards:
+                shard.clear()
+        finally:
+            self._unlock_all()
+        del dropped
+
+    def update(self, other: Any = (), /, **kwargs: V) -> None:
+        """Store every pair of ``other`` then of ``kwargs``, like ``dict.update``.
+
+        Each store is atomic; the update as a whole is not (another thread may
+        observe some of the new pairs before others).
+        """
+        if isinstance(other, _ShardedBase):
+            items: Iterable[tuple[Any, Any]] = other.snapshot().items()
+        elif isinstance(other, Mapping):
+            items = ((k, other[k]) for k in other)
+        elif hasattr(other, "keys"):
+            items = ((k, other[k]) for k in other.keys())  # noqa: SIM118 - dict protocol
+        else:
+            items = other
+        for pair in items:
+            k, v = pair
+            self[k] = v
+        for k, v in kwargs.items():
+            self[k] = v  # type: ignore[index]
+
+    # ------------------------------------------------------- compound, atomic
+
+    def setdefault(self, key: K, default: Any = None) -> Any:
+        """``dict.setdefault`` semantics, atomic: same as :meth:`get_or_set`."""
+        return self.get_or_set(key, default)
+
+    def get_or_set(self, key: K, default: V) -> V:
+        """Return the value of ``key``; if absent, store ``default`` and return it.
+
+        Atomic: among concurrent callers on an absent key exactly one value is
+        stored and every caller gets that value.
+        """
+        h = hash(key)
+        i = h % self._n
+        shard = self._shards[i]
+        try:
+            return shard[key]
+        except KeyError:
+            pass
+        tk = type(key)
+        kk = key if (tk is int or tk is str) else _wrap(key, h)
+        lock = self._locks[i]
+        lock.acquire()
+        try:
+            return shard[kk]
+        except KeyError:
+            shard[kk] = default
+            return default
+        finally:
+            lock.release()
+
+    def increment(self, key: K, delta: Any = 1) -> V:
+        """Add ``delta`` to the value of ``key`` (absent counts as 0); return the new value.
+
+        For ``int``/``float`` values and deltas the addition runs under the
+        shard lock (no user code runs there); for other types it runs outside
+        the lock and is retried if the value changed meanwhile (as
+        :meth:`compute`).
+        """
+        h = hash(key)
+        i = h % self._n
+        tk = type(key)
+        td = type(delta)
+        if (tk is int or tk is str) and (td is int or td is float):
+            shard = self._shards[i]
+            lock = self._locks[i]
+            lock.acquire()
+            try:
+                try:
+                    cur = shard[key]
+                except KeyError:
+                    shard[key] = delta
+                    return delta  # type: ignore[no-any-return]
+                tc = type(cur)
+                if tc is int or tc is float:
+                    shard[key] = new = cur + delta
+                    return new  # type: ignore[no-any-return]
+            finally:
+                lock.release()
+        return self._increment_slow(i, _wrap(key, h), delta)  # type: ignore[no-any-return]
+
+    def _increment_slow(self, i: int, kk: Any, delta: Any) -> Any:
+        td = type(delta)
+        if td is int or td is float:
+            shard = self._shards[i]
+            with self._locks[i]:
+                try:
+                    cur = shard[kk]
+                except KeyError:
+                    shard[kk] = delta
+                    return delta
+                tc = type(cur)
+                if tc is int or tc is float:
+                    shard[kk] = new = cur + delta
+                    return new
+        return self._update(i, kk, lambda cur: (0 if cur is MISSING else cur) + delta)
+
+    def compute(self, key: K, fn: Callable[[V | MissingType], V | MissingType]) -> V | MissingType:
+        """Atomically replace the value of ``key`` by ``fn(current)``.
+
+        ``current`` is the value or :data:`~conctools.MISSING` when absent;
+        ``fn`` returns the new value, or ``MISSING`` to remove the key.
+        Returns the new value (or ``MISSING``).  ``fn`` runs without any lock
+        held; if another thread changes ``key`` meanwhile, ``fn`` is called
+        again with the newer value, so it should be free of side effects.
+        """
+        h = hash(key)
+        i = h % self._n
+        return self._update(i, _wrap(key, h), fn)  # type: ignore[no-any-return]
+
+    def merge(self, key: K, value: V, fn: Callable[[V, V], V | MissingType]) -> V | MissingType:
+        """Store ``value`` if ``key`` is absent, else ``fn(old, value)``; return what was stored.
+
+        ``fn`` may return ``MISSING`` to remove the key.  It runs without any
+        lock held and is retried if ``key`` changes meanwhile.
+        """
+        h = hash(key)
+        i = h % self._n
+
+        def step(cur: V | MissingType) -> V | MissingType:
+            return value if cur is MISSING else fn(cur, value)
+
+        return self._update(i, _wrap(key, h), step)  # type: ignore[no-any-return]
+
+    def _update(self, i: int, kk: Any, fn: Callable[[Any], Any]) -> Any:
+        """Optimistic read-compute-validate loop; ``fn`` runs with no lock held.
+
+        The value is validated by identity under the shard lock: if the shard
+        still maps the key to the very object ``fn`` saw (or still lacks it),
+        the result is stored, else ``fn`` runs again on the newer value.
+        """
+        shard = self._shards[i]
+        lock = self._locks[i]
+        while True:
+            cur: Any
+            try:
+                cur = shard[kk]
+            except KeyError:
+                cur = MISSING
+            new = fn(cur)
+            with lock:
+                now: Any
+                try:
+                    now = shard[kk]
+                except KeyError:
+                    now = MISSING
+                if now is cur:
+                    if new is MISSING:
+                        if cur is not MISSING:
+                            del shard[kk]
+                    else:
+                        shard[kk] = new
+                    return new
+
+    def compare_and_set(self, key: K, expected: V | MissingType, new: V | MissingType) -> bool:
+        """If ``key`` maps to a value ``== expected``, store ``new``; return whether it did.
+
+        ``expected=MISSING`` means "``key`` is absent" (insert-if-absent);
+        ``new=MISSING`` removes the key.  The ``==`` comparison runs with no
+        lock held; the store is validated by identity under the shard lock.
+        """
+        h = hash(key)
+        i = h % self._n
+        kk = _wrap(key, h)
+        shard = self._shards[i]
+        lock = self._locks[i]
+        while True:
+            cur: Any
+            try:
+                cur = shard[kk]
+            except KeyError:
+                cur = MISSING
+            if expected is MISSING or cur is MISSING:
+                match = cur is expected
+            else:
+                match = cur is expected or bool(cur == expected)
+            if not match:
+                return False
+            with lock:
+                now: Any
+                try:
+                    now = shard[kk]
+                except KeyError:
+                    now = MISSING
+                if now is cur:
+                    if new is MISSING:
+                        if cur is not MISSING:
+                            del shard[kk]
+                    else:
+                        shard[kk] = new
+                    return True
+
+    def compute_if_absent(
+        self, key: K, factory: Callable[[K], V], *, timeout: float | None = None
+    ) -> V:
+        """Return the value of ``key``; if absent, store and return ``factory(key)``.
+
+        Single flight: among concurrent callers for the same absent key, one
+        (the *loader*) calls ``factory``; the others wait for it and return
+        the same object.  ``factory`` runs with no lock held: a per-key
+        reservation marks the load, so other keys of the shard stay available.
+
+        * If ``factory`` raises, no mapping is stored, the exception
+          propagates to the loader, and each waiter retries (one of them
+          becomes the next loader), like ``ConcurrentHashMap.computeIfAbsent``.
+        * If another operation stores ``key`` while ``factory`` runs, that
+          value wins: it is kept and returned (the factory result is dropped).
+        * A ``factory`` that calls ``compute_if_absent`` for the same key on
+          the same map raises ``RuntimeError`` instead of deadlocking.
+        * ``timeout`` bounds the wait for another thread's load
+          (``TimeoutError``); ``None`` waits as long as it takes.
+        """
+        h = hash(key)
+        i = h % self._n
+        shard = self._shards[i]
+        try:
+            return shard[key]
+        except KeyError:
+            pass
+        deadline = Deadline(check_timeout(timeout))
+        kk = _wrap(key, h)
+        lock = self._locks[i]
+        loading = self._loading[i]
+        me = threading.get_ident()
+        while True:
+            with lock:
+                try:
+                    return shard[kk]
+                except KeyError:
+                    pass
+                try:
+                    res = loading[kk]
+                except KeyError:
+                    res = loading[kk] = _Reservation(me)
+                    mine = True
+                else:
+                    mine = False
+            if mine:
+                return self._load(i, key, kk, res, factory)  # type: ignore[no-any-return]
+            _wait_for_load(res, key, me, deadline)
+            if not res.failed:
+                return res.value  # type: ignore[no-any-return]
+            # The loader failed: retry (possibly becoming the next loader).
+
+    def _load(
+        self, i: int, key: Any, kk: Any, res: _Reservation, factory: Callable[[Any], Any]
+    ) -> Any:
+        shard = self._shards[i]
+        lock = self._locks[i]
+        loading = self._loading[i]
+        try:
+            value = factory(key)
+        except BaseException:
+            with lock:
+                del loading[kk]
+            res.failed = True
+            res.done.set()
+            raise
+        with lock:
+            del loading[kk]
+            try:
+                value = shard[kk]
+            except KeyError:
+                shard[kk] = value
+        res.value = value
+        res.done.set()
+        return value
+
+    # ------------------------------------------------------ whole-map, views
+
+    def _lock_all(self) -> None:
+        for lock in self._locks:
+            lock.acquire()
+
+    def _unlock_all(self) -> None:
+        for lock in reversed(self._locks):
+            lock.release()
+
+    def snapshot(self) -> dict[K, V]:
+        """An atomic point-in-time copy as a plain ``dict``.
+
+        Every shard lock is held (taken in index order) only while the shards
+        are copied; the result dict is built after they are released.
+        """
+        self._lock_all()
+        try:
+            copies = [s.copy() for s in self._shards]
+        finally:
+            self._unlock_all()
+        out: dict[Any, V] = {}
+        for c in copies:
+            for k, v in c.items():
+                out[k.key if type(k) is _Key else k] = v
+        return out
+
+    def _iter_items(self) -> Iterator[tuple[K, V]]:
+        # One shard at a time: copy it (a consistent state of that shard) and
+        # walk the copy, so concurrent writers never make iteration fail.
+        k: Any
+        for shard in self._shards:
+            for k, v in shard.copy().items():
+                yield (k.key if type(k) is _Key else k), v
+
+    def __iter__(self) -> Iterator[K]:
+        for k, _ in self._iter_items():
+            yield k
+
+    def keys(self) -> KeysView[K]:
+        """A weakly consistent view of the keys (see the class docs)."""
+        return KeysView(self)
+
+    def values(self) -> ValuesView[V]:
+        """A weakly consistent view of the values."""
+        return _ValuesView(self)
+
+    def items(self) -> ItemsView[K, V]:
+        """A weakly consistent view of the ``(key, value)`` pairs."""
+        return _ItemsView(self)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _ShardedBase):
+            return self.snapshot() == other.snapshot()
+        if isinstance(other, Mapping):
+            return self.snapshot() == dict(other.items())
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def copy(self) -> ShardedDict[K, V]:
+        """A new :class:`ShardedDict` (same shard count) holding a snapshot."""
+        return ShardedDict(self.snapshot(), shards=len(self._shards))
+
+    def __or__(self, other: Mapping[K, V]) -> ShardedDict[K, V]:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        new = self.copy()
+        new.update(other)
+        return new
+
+    def __ror__(self, other: Mapping[K, V]) -> ShardedDict[K, V]:
+        if not isinstance(other, Mapping):
+            return NotImplemented
+        new: ShardedDict[K, V] = ShardedDict(other, shards=len(self._shards))
+        new.update(self.snapshot())
+        return new
+
+    def __ior__(self: _S, other: Any) -> _S:  # type: ignore[misc]
+        self.update(other)
+        return self
+
+    @property
+    def shards(self) -> int:
+        """Number of shards (a power of two, fixed at construction)."""
+        return len(self._shards)
+
+
+class _ValuesView(ValuesView[V]):
+    __slots__ = ()
+    _mapping: _ShardedBase[Any, V]
+
+    def __iter__(self) -> Iterator[V]:
+        for _, v in self._mapping._iter_items():
+            yield v
+
+    def __contains__(self, value: object) -> bool:
+        return any(v is value or v == value for v in self)
+
+
+class _ItemsView(ItemsView[K, V]):
+    __slots__ = ()
+    _mapping: _ShardedBase[K, V]
+
+    def __iter__(self) -> Iterator[tuple[K, V]]:
+        return self._mapping._iter_items()
+
+    def __contains__(self, item: object) -> bool:
+        if not isinstance(item, tuple) or len(item) != 2:
+            return False
+        key, value = item
+        v = self._mapping.get(key, _NOT_GIVEN)
+        return v is not _NOT_GIVEN and (v is value or bool(v == value))
+
+
+class ShardedDict(_ShardedBase[K, V]):
+    """A thread-safe dict split into independently locked shards, with atomic compound operations.
+
+    **Thread safety.** Every method may be called from any thread at any time.
+    Single-key operations are linearizable: reads (``d[k]``, ``k in d``,
+    :meth:`get`) take no lock, they are single atomic dict operations; every
+    write takes the lock of the key's shard only.  Keys are hashed before any
+    lock is taken and ``__hash__`` is never called under a lock; the
+    ``__eq__`` of keys whose hashes collide in the same shard may run under
+    that shard's lock (keys must not use the map in ``__eq__``).  Factories
+    and compute functions always run with no lock held.  An exception from a
+    key's ``__hash__``/``__eq__`` or from a user function leaves the map
+    unchanged.  For hot loops, call :meth:`handle` once per thread and use
+    the handle: same methods, fewer shared reference-count updates.
+
+    **Atomic operations.** :meth:`get_or_set`/:meth:`setdefault`,
+    :meth:`compute_if_absent` (single flight per key), :meth:`compute`,
+    :meth:`merge`, :meth:`compare_and_set` (``==``; ``MISSING`` for
+    absent/delete), :meth:`increment`, :meth:`pop`, :meth:`popitem`, and the
+    whole-map :meth:`snapshot` and :meth:`clear` (all shard locks, fixed
+    order).  :meth:`update`, ``|=``, ``==``, :meth:`copy` and ``repr`` are
+    built on snapshots or on atomic single-key stores; ``update`` as a whole
+    is not atomic.
+
+    **Iteration.** Iterators and the ``keys()``/``values()``/``items()``
+    views are weakly consistent: they never raise "changed size during
+    iteration", yield each key at most once, and show each shard as it was at
+    some moment at or after the iterator was created (copied lazily, shard by
+    shard).  ``len()`` sums the shard sizes: exact when no thread is writing,
+    otherwise a value the map had around the call.  :meth:`snapshot` is the
+    atomic alternative.
+
+    **Blocking and timeouts.** Shard locks are held only for a few dict
+    operations, never while user code runs.  The only call that waits for
+    other threads is :meth:`compute_if_absent`, while another thread loads
+    the same key; it takes ``timeout=`` (``None``: wait for the load) and
+    raises ``TimeoutError`` when it expires.
+
+    **Complexity.** Single-key operations are O(1) on average (one hash, one
+    or two dict operations, at most one uncontended lock).
+    ``compute``/``merge``/``compare_and_set`` retry their user function when
+    the key changes concurrently.  ``len()``, iteration, ``snapshot()``,
+    ``clear()`` and ``==`` are O(n + shards).  Memory: one dict and one lock
+    per shard.
+    """
+
+    __slots__ = ("__weakref__",)
+
+    def __init__(self, data: Any = None, /, *, shards: int | None = None, **kwargs: V) -> None:
+        if shards is not None:
+            check_stripes(shards)  # TypeError / ValueError for bad input
+        n = _shard_count(shards)
+        self._shards = tuple({} for _ in range(n))
+        self._locks = tuple(threading.Lock() for _ in range(n))
+        self._loading = tuple({} for _ in range(n))
+        self._n = n
+        if data is not None:
+            self.update(data)
+        if kwargs:
+            self.update(kwargs)
+
+    @classmethod
+    def fromkeys(
+        cls, iterable: Iterable[K], value: Any = None, *, shards: int | None = None
+    ) -> ShardedDict[K, Any]:
+        """Like ``dict.fromkeys``."""
+        d: ShardedDict[K, Any] = cls(shards=shards)
+        for k in iterable:
+            d[k] = value
+        return d
+
+    def handle(self) -> ShardedDictHandle[K, V]:
+        """A handle for the calling thread: the same methods on the same data.
+
+        The handle keeps its own copies of the map's internal tuples, created
+        by (and so owned by) the calling thread; on free-threaded CPython its
+        hot paths then avoid contended reference-count updates on the shared
+        map object.  Create one per thread, keep it in a local variable.  A
+        handle is thread-safe if shared, just not faster.
+        """
+        return ShardedDictHandle(self)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.snapshot()!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), len(self._shards), self.snapshot()))
+
+    def __copy__(self) -> ShardedDict[K, V]:
+        return self.copy()
+
+
+class ShardedDictHandle(_ShardedBase[K, V]):
+    """A per-thread access point to a :class:`ShardedDict` with the same methods.
+
+    Returned by :meth:`ShardedDict.handle`; every operation acts on the
+    underlying map with exactly its semantics and guarantees (see
+    :class:`ShardedDict`).  A handle runs ``ShardedDict``'s own operations:
+    methods overridden in a subclass of ``ShardedDict`` are not used through
+    its handles.
+
+    **Thread safety.** As for :class:`ShardedDict`.  The handle holds copies
+    of the map's internal tuples owned by the thread that created it; other
+    threads may use it safely, only without the speed benefit.
+
+    **Atomic operations.** Those of :class:`ShardedDict`.
+
+    **Iteration.** Weakly consistent, as for :class:`ShardedDict`.
+
+    **Blocking and timeouts.** As for :class:`ShardedDict`.
+
+    **Complexity.** Creating a handle is O(shards); operations as for
+    :class:`ShardedDict`.
+    """
+
+    # ``get``, ``increment`` and ``get_or_set`` are per-handle closures (see
+    # _bind_hot_paths); the slots shadow the inherited methods.
+    __slots__ = ("_map", "get", "get_or_set", "increment")
+
+    def __init__(self, owner: ShardedDict[K, V]) -> None:
+        # New tuples (``(*t,)``), created and so owned by the calling thread:
+        # loading them never touches a reference count another thread writes.
+        self._shards = (*owner._shards,)
+        self._locks = (*owner._locks,)
+        self._loading = (*owner._loading,)
+        # A fresh int object owned by this thread (ints above 256 are not
+        # immortal; ``+ 0`` allocates a new one).
+        self._n = owner._n + 0
+        self._map = owner
+        _bind_hot_paths(self)
+
+    @property
+    def map(self) -> ShardedDict[K, V]:
+        """The :class:`ShardedDict` this handle operates on."""
+        return self._map
+
+    def handle(self) -> ShardedDictHandle[K, V]:
+        """A new handle on the same map, for the calling thread."""
+        return ShardedDictHandle(self._map)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} of {self._map!r}>"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("a ShardedDictHandle is bound to a thread; pickle its .map instead")
+
+
+def _bind_hot_paths(h: ShardedDictHandle[Any, Any]) -> None:
+    """Install closures for the hottest methods of a handle.
+
+    Same code and semantics as the methods of :class:`_ShardedBase`, but every
+    name they use (the shard tuples, ``hash``, ``type``...) is a closure cell
+    created by the calling thread.  On 3.13t, whose interpreter does not
+    specialise attribute and global loads, this measured 10 ns (``get``) and
+    50 ns (``increment``) cheaper per call than the methods; the bound
+    ``__getitem__``/``acquire``/``release`` of each shard avoid updating the
+    shared objects' reference counts on every call.
+    """
+    shards = h._shards
+    n = h._n
+    # Bound methods created here (owned by this thread): calling one does not
+    # touch the reference count of the shared dict or lock it is bound to.
+    getters = tuple([s.__getitem__ for s in shards])
+    acquires = tuple([lock.acquire for lock in h._locks])
+    releases = tuple([lock.release for lock in h._locks])
+    _hash = hash
+    _type = type
+    _int = int
+    _str = str
+    _float = float
+    _KeyError = KeyError
+    base_get_or_set = _ShardedBase.get_or_set
+    base_increment_slow = _ShardedBase._increment_slow
+
+    def get(key: Any, default: Any = None) -> Any:
+        try:
+            return getters[_hash(key) % n](key)
+        except _KeyError:
+            return default
+
+    def increment(key: Any, delta: Any = 1) -> Any:
+        hk = _hash(key)
+        i = hk % n
+        tk = _type(key)
+        td = _type(delta)
+        if (tk is _int or tk is _str) and (td is _int or td is _float):
+            shard = shards[i]
+            release = releases[i]
+            acquires[i]()
+            try:
+                try:
+                    cur = shard[key]
+                except _KeyError:
+                    shard[key] = delta
+                    return delta
+                tc = _type(cur)
+                if tc is _int or tc is _float:
+                    shard[key] = new = cur + delta
+                    return new
+            finally:
+                release()
+        return base_increment_slow(h, i, _wrap(key, hk), delta)
+
+    def get_or_set(key: Any, default: Any) -> Any:
+        try:
+            return getters[_hash(key) % n](key)
+        except _KeyError:
+            return base_get_or_set(h, key, default)
+
+    get.__doc__ = _ShardedBase.get.__doc__
+    increment.__doc__ = _ShardedBase.increment.__doc__
+    get_or_set.__doc__ = _ShardedBase.get_or_set.__doc__
+    h.get = get  # type: ignore[method-assign]
+    h.increment = increment  # type: ignore[method-assign]
+    h.get_or_set = get_or_set  # type: ignore[method-assign]
+
+
+def _rebuild(cls: type[ShardedDict[Any, Any]], shards: int, data: dict[Any, Any]) -> Any:
+    return cls(data, shards=shards)
