@@ -164,7 +164,7 @@ def lint(session: nox.Session) -> None:
 @nox.session
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package."""
-    session.install("mypy", "-e", ".")
+    session.install("mypy", "hypothesis>=6.100,<6.156", "-e", ".")
     session.run("mypy", "--strict", "conctools")
 
 

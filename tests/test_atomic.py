@@ -191,7 +191,7 @@ class LostUpdateInt:
 
     def increment(self, delta: int = 1) -> int:
         v = self._value
-        time.sleep(0)  # widen the race window on both builds
+        time.sleep(0.0001)  # a real pause widens the race window on every build
         self._value = v + delta
         return v + delta
 
@@ -395,7 +395,7 @@ class RacyGetAndAdd(AtomicInt):
 
     def get_and_add(self, delta: int) -> int:
         old = self.get()
-        time.sleep(0)
+        time.sleep(0.0001)  # a real pause widens the race window on every build
         self.set(old + delta)
         return old
 

@@ -498,7 +498,7 @@ class InsertThenTrim:
 
     def put(self, key: int, value: int) -> None:
         self._od[key] = value
-        time.sleep(0)
+        time.sleep(0.0001)  # a real pause widens the race window on every build
         with self._lock:
             while len(self._od) > self.maxsize:
                 self._od.popitem(last=False)

@@ -141,7 +141,7 @@ class SharedCellCounter(StripedCounter):
 
     def increment(self, delta: int = 1) -> None:
         v = self._shared._value
-        time.sleep(0)
+        time.sleep(0.0001)  # a real pause widens the race window on every build
         self._shared._value = v + delta
 
     def handle(self) -> StripedCounterHandle:
@@ -178,7 +178,7 @@ class NaiveResetCounter(StripedCounter):
 
     def sum_then_reset(self) -> int:
         total = self.value()
-        time.sleep(0)
+        time.sleep(0.0001)  # a real pause widens the race window on every build
         with self._lock:
             self._state.base = 0
             for cell in self._per_thread.values():
@@ -449,7 +449,7 @@ class SharedDictCounter(ConcurrentCounter[int]):
 
     def increment(self, key: int, delta: int = 1) -> None:
         v = self._d.get(key, 0)
-        time.sleep(0)
+        time.sleep(0.0001)  # a real pause widens the race window on every build
         self._d[key] = v + delta
 
 

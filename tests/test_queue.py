@@ -163,7 +163,10 @@ class RacyQueue:
     def get(self) -> Any:
         while True:
             if self.items:
-                item = self.items[0]
+                try:
+                    item = self.items[0]
+                except IndexError:  # emptied since the check: racy by design
+                    continue
                 time.sleep(0)  # another consumer may take the same head
                 with contextlib.suppress(IndexError):
                     del self.items[0]

@@ -458,7 +458,7 @@ WORKLOADS: list[Workload | MetricWorkload] = [
         "cache_get_or_put",
         f"get, put on miss: Zipf(1.0) over {NKEYS} keys, cache of {NKEYS // 4}",
         _get_or_put_variant,
-        kinds=("lru", "tinylfu", "cachetools"),
+        kinds=("lru", "tinylfu", "cachetools", "odict"),
         threads=(1, 2),
     ),
     Workload(
