@@ -17,8 +17,10 @@ Method, for each repetition and each thread count ``n``:
   per repetition (paired), and medians with min/max are reported.
 
 ``n_ops`` per thread is calibrated once per variant, single-threaded, so that
-one run lasts about ``target_seconds``; the same per-thread count is used at
-every thread count (weak scaling).
+one run lasts about ``target_seconds``, and is kept at every thread count
+(weak scaling) unless a short pilot run shows that the variant collapses under
+contention; it then gets fewer ops per thread so that its runs still last about
+``target_seconds`` (:func:`calibrate_threads`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = [
     "Variant",
     "Workload",
     "calibrate",
+    "calibrate_threads",
     "run_trial",
 ]
 
@@ -191,6 +194,22 @@ def calibrate(
         n *= 4 if r.elapsed < target_seconds / 40 else 2
     scaled = int(n * target_seconds / max(r.elapsed, 1e-9))
     return max(50, min(max_ops, scaled))
+
+
+def calibrate_threads(variant: Variant, threads: int, target_seconds: float, single: int) -> int:
+    """Per-thread op count at ``threads`` threads, from a short pilot run.
+
+    ``single`` is the single-threaded calibration.  A structure that scales
+    keeps (about) that count; one that collapses under contention gets fewer
+    ops per thread, so that every timed run lasts about ``target_seconds``
+    instead of ``threads x collapse`` times longer.  Never more than ``single``.
+    """
+    if threads == 1:
+        return single
+    pilot = max(50, single // 16)
+    r = run_trial(variant.make(threads), pilot)
+    per_thread_rate = pilot / max(r.elapsed, 1e-9)
+    return max(50, min(single, int(per_thread_rate * target_seconds)))
 
 
 def median(xs: Sequence[float]) -> float:

@@ -10,7 +10,15 @@ from typing import Any
 
 from .. import __version__
 from .._runtime import runtime_info
-from .harness import MetricWorkload, Workload, calibrate, median, progress, run_trial
+from .harness import (
+    MetricWorkload,
+    Workload,
+    calibrate,
+    calibrate_threads,
+    median,
+    progress,
+    run_trial,
+)
 from .registry import AnyWorkload
 
 SCHEMA = 1
@@ -33,9 +41,12 @@ def run_throughput(
     counts = [t for t in threads if w.threads is None or t in w.threads] or list(
         w.threads or threads
     )
-    n_ops: dict[str, int] = {}
+    n_ops: dict[tuple[str, int], int] = {}
     for v in w.variants:
-        n_ops[v.name] = calibrate(v, target)
+        single = calibrate(v, target)
+        for n in counts:
+            if v.max_threads is None or n <= v.max_threads:
+                n_ops[(v.name, n)] = calibrate_threads(v, n, target, single)
     # samples[(variant, threads)] -> list of ops/s; counts per named counter
     samples: dict[tuple[str, int], list[float]] = {}
     named: dict[tuple[str, int], dict[str, list[float]]] = {}
@@ -46,7 +57,7 @@ def run_throughput(
             for v in w.variants:
                 if v.max_threads is not None and n > v.max_threads:
                     continue
-                r = run_trial(v.make(n), n_ops[v.name])
+                r = run_trial(v.make(n), n_ops[(v.name, n)])
                 rep_speed[v.name] = r.ops_per_sec
                 samples.setdefault((v.name, n), []).append(r.ops_per_sec)
                 if len(r.counts) > 1 or "ops" not in r.counts:
@@ -68,7 +79,7 @@ def run_throughput(
                 "threads": n,
                 "ops_per_sec": _stats(samples[key]),
                 "ratio_to_baseline": _stats(ratios.get(key, [])),
-                "ops_per_thread": n_ops[v.name],
+                "ops_per_thread": n_ops[key],
             }
             if key in named:
                 row["rates"] = {k: _stats(vs) for k, vs in named[key].items()}
