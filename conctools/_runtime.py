@@ -57,7 +57,22 @@ def usable_cpu_count() -> int:
 
 @dataclass(frozen=True)
 class RuntimeInfo:
-    """A snapshot of the interpreter's threading-relevant facts."""
+    """A snapshot of the interpreter's threading-relevant facts.
+
+    **Thread safety.** Immutable (a frozen dataclass): share it freely.
+
+    **Atomic operations.** None needed; it never changes after creation.
+
+    **Iteration.** Not iterable; :meth:`as_dict` gives the fields.
+
+    **Blocking and timeouts.** Never blocks.
+
+    **Complexity.** O(1) per field.
+
+    ``gil_enabled`` is the state when the snapshot was taken: importing an
+    extension module that does not support free-threading can turn the GIL on
+    later (unless ``PYTHON_GIL=0``).
+    """
 
     python_version: str
     implementation: str

@@ -68,6 +68,19 @@ class StripedCounterHandle:
     ``handle()`` (each thread calls ``handle()`` itself; calling it again in
     the same thread returns the same handle). Increments made through a
     handle from another thread race with its owner and can be lost.
+
+    **Thread safety.** Thread-confined: only the thread that obtained it may
+    call ``increment``/``add``; the counter's readers (``value()`` and friends,
+    from any thread) read it safely at any time.
+
+    **Atomic operations.** None of its own: an increment is a plain update of
+    this thread's cell, made visible to readers without a lock.
+
+    **Iteration.** Not iterable.
+
+    **Blocking and timeouts.** Never blocks.
+
+    **Complexity.** ``increment``/``add`` are O(1) and touch no shared object.
     """
 
     __slots__ = ("_taken", "_value")
@@ -251,6 +264,19 @@ class ConcurrentCounterHandle(Generic[K]):
     Incrementing through it
     updates a dict this thread created and alone writes: no lock, no shared
     object. Thread-confined (see :class:`StripedCounterHandle`).
+
+    **Thread safety.** Thread-confined: only the thread that obtained it may
+    call ``increment``; the counter's readers see its counts from any thread.
+
+    **Atomic operations.** None of its own: an increment updates this
+    thread's dict; the counter's read consistency applies.
+
+    **Iteration.** Not iterable; iterate the :class:`ConcurrentCounter`.
+
+    **Blocking and timeouts.** Never blocks.
+
+    **Complexity.** ``increment`` is O(1) on average (one dict update of a
+    dict no other thread writes).
     """
 
     __slots__ = ("_counts", "_retired")

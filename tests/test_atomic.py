@@ -17,23 +17,6 @@ from conctools.atomic import AtomicInt, AtomicRef
 from conctools.testing import Call, Scenario, assert_linearizable, run_in_threads
 from conctools.testing.strategies import scenarios
 
-BLOCK = (
-    "**Thread safety.**",
-    "**Atomic operations.**",
-    "**Iteration.**",
-    "**Blocking and timeouts.**",
-    "**Complexity.**",
-)
-
-
-@pytest.mark.parametrize("cls", [AtomicInt, AtomicRef])
-def test_docstring_block(cls: type) -> None:
-    doc = cls.__doc__ or ""
-    positions = [doc.find(lead) for lead in BLOCK]
-    assert all(p > 0 for p in positions), positions
-    assert positions == sorted(positions)
-
-
 # -- AtomicInt: sequential semantics -------------------------------------------
 
 

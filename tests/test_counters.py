@@ -24,22 +24,6 @@ from conctools.counters import (
 )
 from conctools.testing import run_concurrently, run_in_threads
 
-BLOCK = (
-    "**Thread safety.**",
-    "**Atomic operations.**",
-    "**Iteration.**",
-    "**Blocking and timeouts.**",
-    "**Complexity.**",
-)
-
-
-@pytest.mark.parametrize("cls", [StripedCounter, ConcurrentCounter])
-def test_docstring_block(cls: type) -> None:
-    doc = cls.__doc__ or ""
-    positions = [doc.find(lead) for lead in BLOCK]
-    assert all(p > 0 for p in positions), positions
-    assert positions == sorted(positions)
-
 
 class Color(enum.IntEnum):
     RED = 3

@@ -265,19 +265,6 @@ def test_bad_input_leaves_queue_unchanged() -> None:
     assert q.get(False, -1) == 5
 
 
-def test_docstring_sections() -> None:
-    doc = ConcurrentQueue.__doc__ or ""
-    heads = [
-        "**Thread safety.**",
-        "**Atomic operations.**",
-        "**Iteration.**",
-        "**Blocking and timeouts.**",
-        "**Complexity.**",
-    ]
-    pos = [doc.find(h) for h in heads]
-    assert all(p > 0 for p in pos) and pos == sorted(pos)
-
-
 # ------------------------------------------------------------------ batches
 
 

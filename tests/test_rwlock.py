@@ -916,19 +916,3 @@ def test_concurrent_programs_can_fail(switch_interval: None) -> None:
         if found:
             break
     assert found
-
-
-# ------------------------------------------------------------------- docs
-
-
-def test_docstring_sections_in_order() -> None:
-    doc = RWLock.__doc__ or ""
-    heads = [
-        "**Thread safety.**",
-        "**Atomic operations.**",
-        "**Iteration.**",
-        "**Blocking and timeouts.**",
-        "**Complexity.**",
-    ]
-    positions = [doc.index(h) for h in heads]
-    assert positions == sorted(positions)

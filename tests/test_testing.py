@@ -816,34 +816,6 @@ def test_assert_linearizable_bad_input() -> None:
         assert_linearizable("scenario", LockedCounter, CounterSpec)  # type: ignore[arg-type]
 
 
-DOC_BLOCKS = (
-    "**Thread safety.**",
-    "**Atomic operations.**",
-    "**Iteration.**",
-    "**Blocking and timeouts.**",
-    "**Complexity.**",
-)
-
-
-@pytest.mark.parametrize(
-    "cls",
-    [
-        Recorder,
-        conctools.testing.RecorderHandle,
-        Operation,
-        Call,
-        Scenario,
-        LinearizabilityResult,
-        conctools.testing.Violation,
-    ],
-)
-def test_docstring_blocks(cls: type) -> None:
-    doc = cls.__doc__ or ""
-    positions = [doc.find(b) for b in DOC_BLOCKS]
-    assert all(p > 0 for p in positions), cls
-    assert positions == sorted(positions)
-
-
 def test_public_api_matches_contract() -> None:
     import conctools.testing as t
 

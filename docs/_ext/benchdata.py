@@ -14,7 +14,6 @@ by ``nox -s bench_results``) and the PNG charts in ``docs/_static/bench/``.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -24,13 +23,95 @@ from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
+from conctools.bench.report import human
+
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
 PLOTS = ROOT / "docs" / "_static" / "bench"
 
 # The decision guide: access pattern -> (workload, conctools variant, what to use).
 # Ratios are read from the committed results at build time.
-GUIDE: list[tuple[str, str, str, str]] = []
+GUIDE: list[tuple[str, str, str, str]] = [
+    (
+        "one shared total, incremented from many threads",
+        "counter_increment",
+        "StripedCounter handle",
+        ":class:`~conctools.counters.StripedCounter`, ``h = c.handle()`` in each hot loop",
+    ),
+    (
+        "a shared number you read, set or compare-and-set",
+        "counter_increment",
+        "AtomicInt",
+        ":class:`~conctools.atomic.AtomicInt` / :class:`~conctools.atomic.AtomicRef`",
+    ),
+    (
+        "counting occurrences per key",
+        "keyed_counter",
+        "ConcurrentCounter handle",
+        ":class:`~conctools.counters.ConcurrentCounter` (``handle()`` in hot loops)",
+    ),
+    (
+        "a shared dict, 90% reads / 10% counter updates",
+        "counter_mix",
+        "ShardedDict.handle()",
+        ":class:`~conctools.sharded_dict.ShardedDict`, ``handle()`` per thread",
+    ),
+    (
+        "a shared dict, 98% reads",
+        "read_heavy",
+        "ShardedDict.handle()",
+        ":class:`~conctools.sharded_dict.ShardedDict`, ``handle()`` per thread",
+    ),
+    (
+        "a shared dict, write-heavy (10/40/40/10)",
+        "exchange",
+        "ShardedDict.handle()",
+        ":class:`~conctools.sharded_dict.ShardedDict` if you need its atomic compound "
+        "operations or more than one core; a dict + Lock is faster on one core",
+    ),
+    (
+        "memoising results (all hits)",
+        "cache_getput_read",
+        "ConcurrentCache lru",
+        ":class:`~conctools.cache.ConcurrentCache` or :func:`~conctools.cache.cached`",
+    ),
+    (
+        "a bounded cache with misses and evictions",
+        "cache_get_or_put",
+        "ConcurrentCache lru",
+        ":class:`~conctools.cache.ConcurrentCache` (``get_or_load`` for single-flight)",
+    ),
+    (
+        "handing items between threads",
+        "queue_unbounded",
+        "ConcurrentQueue",
+        ":class:`~conctools.queue.ConcurrentQueue`",
+    ),
+    (
+        "a bounded work queue (back-pressure)",
+        "queue_bounded64",
+        "ConcurrentQueue",
+        ":class:`~conctools.queue.ConcurrentQueue` (``maxsize``)",
+    ),
+    (
+        "high-volume hand-off in batches",
+        "queue_batch64_unbounded",
+        "ConcurrentQueue batch 64",
+        "``put_many`` / ``get_many`` of :class:`~conctools.queue.ConcurrentQueue`",
+    ),
+    (
+        "read-mostly shared state, short in-memory reads",
+        "registry_99_1",
+        "RWLock optimistic",
+        "a plain ``threading.Lock``; or :class:`~conctools.rwlock.RWLock` optimistic reads",
+    ),
+    (
+        "read-mostly shared state, reads that block (I/O)",
+        "registry_blocking_reads",
+        "RWLock(fair)",
+        ':class:`~conctools.rwlock.RWLock` (``"fair"`` or ``"writer"``)',
+    ),
+]
 
 
 def load_results() -> list[dict[str, Any]]:
@@ -48,15 +129,6 @@ def label(doc: dict[str, Any]) -> str:
     if rt["free_threaded_build"] and not rt["gil_enabled"]:
         return f"{rt['python_version']}t (no GIL)"
     return f"{rt['python_version']} (GIL)"
-
-
-def human(x: float) -> str:
-    if not math.isfinite(x):
-        return "-"
-    for div, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(x) >= div:
-            return f"{x / div:.2f}{suffix}"
-    return f"{x:.0f}"
 
 
 def find(doc: dict[str, Any], name: str) -> dict[str, Any] | None:
