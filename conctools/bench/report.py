@@ -173,6 +173,8 @@ def plot_results(docs: Sequence[dict[str, Any]], directory: str | Path) -> list[
                 names.append(w["name"])
     for name in names:
         fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+        palette = plt.get_cmap("tab10").colors
+        colours: dict[str, Any] = {}  # one colour per variant; line style tells the build
         group = ""
         for d in docs:
             label = _label(d)
@@ -191,9 +193,28 @@ def plot_results(docs: Sequence[dict[str, Any]], directory: str | Path) -> list[
                         continue
                     xs, ys = zip(*pts, strict=True)
                     suffix = f" ({label})" if len(docs) > 1 else ""
-                    ax.plot(xs, [y / 1e6 for y in ys], style, marker="o", label=v["name"] + suffix)
+                    colour = colours.setdefault(v["name"], palette[len(colours) % len(palette)])
+                    ax.plot(
+                        xs,
+                        [y / 1e6 for y in ys],
+                        style,
+                        marker="o",
+                        color=colour,
+                        label=v["name"] + suffix,
+                    )
         ax.set_title(f"{group}: {name}")
         ax.set_xlabel("threads")
+        ax.set_xticks(
+            sorted(
+                {
+                    r["threads"]
+                    for d in docs
+                    for w in d["workloads"]
+                    if w["name"] == name and w["kind"] == "throughput"
+                    for r in w["results"]
+                }
+            )
+        )
         ax.set_ylabel("M ops/s")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=7)

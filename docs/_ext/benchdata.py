@@ -144,9 +144,14 @@ def list_table(header: list[str], rows: list[list[str]], widths: str | None = No
     if widths:
         out.append(f"   :widths: {widths}")
     out.append("")
+
+    def cell(c: str) -> str:
+        # A bare "-" would parse as an empty bullet list.
+        return "n/a" if c in ("", "-") else c
+
     for r in [header, *rows]:
-        out.append(f"   * - {r[0] or ' '}")
-        out.extend(f"     - {c or ' '}" for c in r[1:])
+        out.append(f"   * - {cell(r[0])}")
+        out.extend(f"     - {cell(c)}" for c in r[1:])
     out.append("")
     return out
 
