@@ -31,7 +31,9 @@ PLOTS = ROOT / "docs" / "_static" / "bench"
 
 # The decision guide: access pattern -> (workload, conctools variant, what to use).
 # Ratios are read from the committed results at build time.
-GUIDE: list[tuple[str, str, str, str]] = [
+# An optional fifth element names the variant to compare with instead of the
+# workload's baseline (ratio of medians, not paired).
+GUIDE: list[tuple[str, ...]] = [
     (
         "one shared total, incremented from many threads",
         "counter_increment",
@@ -49,6 +51,7 @@ GUIDE: list[tuple[str, str, str, str]] = [
         "keyed_counter",
         "ConcurrentCounter handle",
         ":class:`~conctools.counters.ConcurrentCounter` (``handle()`` in hot loops)",
+        "dict+Lock (tuned)",
     ),
     (
         "a shared dict, 90% reads / 10% counter updates",
@@ -295,6 +298,18 @@ class BenchRuntime(_Base):
         )
 
 
+def _guide_ratio(w: dict[str, Any], variant: str, against: str | None, n: int) -> str:
+    def median_of(name: str) -> float | None:
+        hit = [r for r in w["results"] if r["variant"] == name and r["threads"] == n]
+        return hit[0]["ops_per_sec"]["median"] if hit else None
+
+    if against is None:
+        hit = [r for r in w["results"] if r["variant"] == variant and r["threads"] == n]
+        return f"{hit[0]['ratio_to_baseline']['median']:.2f}" if hit else "-"
+    a, b = median_of(variant), median_of(against)
+    return f"{a / b:.2f}" if a and b else "-"
+
+
 class BenchGuide(_Base):
     def run(self) -> list[nodes.Node]:
         docs = load_results()
@@ -304,7 +319,9 @@ class BenchGuide(_Base):
         for d in docs:
             header.append(f"x baseline at 1/2/4 threads, {label(d)}")
         rows = []
-        for pattern, workload, variant, use in GUIDE:
+        for entry in GUIDE:
+            pattern, workload, variant, use = entry[:4]
+            against = entry[4] if len(entry) > 4 else None
             row = [pattern, use]
             for d in docs:
                 w = find(d, workload)
@@ -313,9 +330,8 @@ class BenchGuide(_Base):
                     continue
                 cells = []
                 for n in (1, 2, 4):
-                    hit = [r for r in w["results"] if r["variant"] == variant and r["threads"] == n]
-                    cells.append(f"{hit[0]['ratio_to_baseline']['median']:.2f}" if hit else "-")
-                row.append(" / ".join(cells) + f" vs {w['baseline']}")
+                    cells.append(_guide_ratio(w, variant, against, n))
+                row.append(" / ".join(cells) + f" vs {against or w['baseline']}")
             rows.append(row)
         return self.render(list_table(header, rows))
 
