@@ -173,10 +173,18 @@ def docs(session: nox.Session) -> None:
     """Sphinx HTML build with -W, then the doctests."""
     session.install("-e", ".[docs]")
     session.run(
-        "sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", "docs/_build/html"
+        "sphinx-build", "-E", "-W", "--keep-going", "-q", "-b", "html", "docs", "docs/_build/html"
     )
     session.run(
-        "sphinx-build", "-W", "--keep-going", "-q", "-b", "doctest", "docs", "docs/_build/doctest"
+        "sphinx-build",
+        "-E",
+        "-W",
+        "--keep-going",
+        "-q",
+        "-b",
+        "doctest",
+        "docs",
+        "docs/_build/doctest",
     )
 
 
