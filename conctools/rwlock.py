@@ -107,18 +107,27 @@ def _repr_reports_owner() -> bool:
 _slot_owner: Final = _slot_owner_by_repr if _repr_reports_owner() else _slot_owner_by_probe
 
 
-class _ReadContext:
-    """Context manager for ``read(timeout)`` (slow path: gate closed or timeout)."""
+class _TimedContext:
+    """Context manager for ``read(timeout)`` (slow path) and ``write(timeout)``:
+    acquire with the timeout on entry (TimeoutError if not granted), release on exit."""
 
-    __slots__ = ("_lock", "_timeout")
+    __slots__ = ("_acquire", "_release", "_timeout", "_what")
 
-    def __init__(self, lock: RWLock, timeout: float | None) -> None:
-        self._lock = lock
+    def __init__(
+        self,
+        acquire: Callable[[float | None], bool],
+        release: Callable[[], None],
+        timeout: float | None,
+        what: str,
+    ) -> None:
+        self._acquire = acquire
+        self._release = release
         self._timeout = timeout
+        self._what = what
 
     def __enter__(self) -> None:
-        if not self._lock.acquire_read(self._timeout):
-            raise TimeoutError(f"read lock not acquired within {self._timeout} s")
+        if not self._acquire(self._timeout):
+            raise TimeoutError(f"{self._what} lock not acquired within {self._timeout} s")
 
     def __exit__(
         self,
@@ -126,29 +135,7 @@ class _ReadContext:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self._lock.release_read()
-
-
-class _WriteContext:
-    """Context manager returned by ``write(timeout)``."""
-
-    __slots__ = ("_lock", "_timeout")
-
-    def __init__(self, lock: RWLock, timeout: float | None) -> None:
-        self._lock = lock
-        self._timeout = timeout
-
-    def __enter__(self) -> None:
-        if not self._lock.acquire_write(self._timeout):
-            raise TimeoutError(f"write lock not acquired within {self._timeout} s")
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._lock.release_write()
+        self._release()
 
 
 class RWLock:
@@ -258,7 +245,7 @@ class RWLock:
         self._sleepers = 0  # threads in self._cond.wait()
         # Even: no writer; odd: a writer holds (or is acquiring) the lock.
         self._version = 2
-        self._wcm = _WriteContext(self, None)  # stateless: shared by write() calls
+        self._wcm = _TimedContext(self.acquire_write, self.release_write, None, "write")  # shared
 
     # ------------------------------------------------------------------ read
 
@@ -308,7 +295,7 @@ class RWLock:
                 return slot
         elif timeout is not None:
             check_timeout(timeout)
-        return _ReadContext(self, timeout)
+        return _TimedContext(self.acquire_read, self.release_read, timeout, "read")
 
     def _register(self) -> _ReadGuard:
         """Create the calling thread's slot (``self._mutex`` held)."""
@@ -612,7 +599,7 @@ class RWLock:
         if timeout is None:
             return self._wcm
         check_timeout(timeout)
-        return _WriteContext(self, timeout)
+        return _TimedContext(self.acquire_write, self.release_write, timeout, "write")
 
     def downgrade(self) -> None:
         """Turn the calling thread's write hold into a read hold, atomically.

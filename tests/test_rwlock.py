@@ -736,7 +736,7 @@ def _torn_optimistic_reads(use_validate: bool, rounds: int) -> int:
         for n in range(rounds):
             with lock.write():
                 box["x"] = n
-                time.sleep(0) if n % 8 == 0 else None
+                time.sleep(0.0001) if n % 8 == 0 else None  # a real pause: torn window
                 box["y"] = n
         stop.set()
 
