@@ -10,18 +10,20 @@ from __future__ import annotations
 import itertools
 import random
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 from .harness import Trial, Variant
 
 __all__ = [
     "LockedCounter",
+    "count_ops",
     "dict_lock_rmw_tuned",
     "dict_lock_rmw_usual",
     "itertools_count",
     "key_streams",
     "locked_counter",
+    "op_streams",
     "zipf_keys",
 ]
 
@@ -53,6 +55,23 @@ def zipf_keys(rng: random.Random, nkeys: int, skew: float, length: int) -> list[
     ranks = list(range(nkeys))
     rng.shuffle(ranks)
     return rng.choices(ranks, weights=weights, k=length)
+
+
+def op_streams(
+    threads: int, weights: Sequence[int], *, seed: int = 99, length: int = STREAM
+) -> list[list[int]]:
+    """One pre-drawn op-code list per thread: code ``i`` drawn with ``weights[i]``."""
+    out = []
+    for t in range(threads):
+        rng = random.Random(seed * 7919 + t)
+        out.append(rng.choices(range(len(weights)), weights=weights, k=length))
+    return out
+
+
+def count_ops(ops: list[int], code: int, n: int) -> int:
+    """How many of the first ``n`` iterations (indexing ``ops`` cyclically) have ``code``."""
+    full, rest = divmod(n, len(ops))
+    return full * ops.count(code) + ops[:rest].count(code)
 
 
 class LockedCounter:

@@ -18,11 +18,11 @@ from typing import Any
 
 from ..._runtime import gil_enabled
 from ...counters import StripedCounter
-from ..baselines import key_streams, locked_counter
+from ..baselines import count_ops, key_streams, locked_counter, op_streams
 from ..harness import Body, Trial, Variant, Workload
 from .counters import _shared_trial
 from .queue import _per_item_trial
-from .sharded_dict import GET, NKEYS, UPDATE, _count, _counter_mix, _op_streams
+from .sharded_dict import GET, NKEYS, UPDATE, _counter_mix
 
 __all__ = ["WORKLOADS"]
 
@@ -130,10 +130,10 @@ def _dict_peer(
     def make(threads: int) -> Trial:
         d = build()
         streams = key_streams(threads, NKEYS)
-        opss = _op_streams(threads, (90, 0, 0, 10))
+        opss = op_streams(threads, (90, 0, 0, 10))
 
         def verify(n: int) -> None:
-            expected = sum(_count(ops, UPDATE, n) for ops in opss)
+            expected = sum(count_ops(ops, UPDATE, n) for ops in opss)
             got = total(d)
             if got != expected:
                 raise AssertionError(f"{name} lost updates: {got} != {expected}")

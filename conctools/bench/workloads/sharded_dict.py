@@ -18,32 +18,16 @@ way a user would write them, so the comparison does not flatter ShardedDict.
 
 from __future__ import annotations
 
-import random
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from ...sharded_dict import ShardedDict
-from ..baselines import STREAM, key_streams
+from ..baselines import count_ops, key_streams, op_streams
 from ..harness import Trial, Variant, Workload
 
 NKEYS = 1024
 GET, INSERT, REMOVE, UPDATE = 0, 1, 2, 3
-
-
-def _op_streams(threads: int, weights: Sequence[int], seed: int = 99) -> list[list[int]]:
-    """One pre-drawn op-code list per thread, ``STREAM`` long, with the given weights."""
-    out = []
-    for t in range(threads):
-        rng = random.Random(seed * 7919 + t)
-        out.append(rng.choices(range(len(weights)), weights=weights, k=STREAM))
-    return out
-
-
-def _count(ops: list[int], code: int, n: int) -> int:
-    """How many of the first ``n`` iterations (indexing ``ops`` mod STREAM) have ``code``."""
-    full, rest = divmod(n, len(ops))
-    return full * ops.count(code) + ops[:rest].count(code)
 
 
 Maker = Callable[[int], Trial]
@@ -57,7 +41,7 @@ def _counter_mix(kind: str) -> Maker:
 
     def make(threads: int) -> Trial:
         streams = key_streams(threads, NKEYS)
-        opss = _op_streams(threads, (90, 0, 0, 10))
+        opss = op_streams(threads, (90, 0, 0, 10))
         lock = threading.Lock()
         plain: dict[int, int] = dict.fromkeys(range(NKEYS), 0)
         sd: ShardedDict[int, int] = ShardedDict(plain)
@@ -109,7 +93,7 @@ def _counter_mix(kind: str) -> Maker:
             return body
 
         def verify(n: int) -> None:
-            expected = sum(_count(ops, UPDATE, n) for ops in opss)
+            expected = sum(count_ops(ops, UPDATE, n) for ops in opss)
             got = sum((plain if kind in ("usual", "tuned") else sd).values())
             if got != expected:
                 raise AssertionError(f"counter mix lost updates: {got} != {expected}")
@@ -127,7 +111,7 @@ def _mix(kind: str, weights: tuple[int, int, int, int], prefill: float) -> Maker
 
     def make(threads: int) -> Trial:
         streams = key_streams(threads, NKEYS)
-        opss = _op_streams(threads, weights)
+        opss = op_streams(threads, weights)
         lock = threading.Lock()
         start = {k: 0 for k in range(NKEYS) if (k * 2654435761) % 1000 < prefill * 1000}
         plain: dict[int, int] = dict(start)
