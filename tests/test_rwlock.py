@@ -449,7 +449,7 @@ def _exclusion_violations(lock: Any, threads: int, rounds: int) -> int:
             if (n + i) % 4 == 0:
                 with lock.write(timeout=10):
                     enter("writers")
-                    time.sleep(0)
+                    time.sleep(0.0001)  # a real pause: others try to enter meanwhile
                     leave("writers")
             else:
                 with lock.read(timeout=10):
