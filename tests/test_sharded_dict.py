@@ -1133,7 +1133,7 @@ def test_snapshot_check_can_fail(switch_interval: None) -> None:
         out: dict[int, int] = {}
         for s in d._shards:
             out.update(s.copy())
-            time.sleep(0)
+            time.sleep(0.0001)  # a real pause, so writes land between shard copies
         return out
 
     assert _check_snapshots(lambda: ShardedDict(shards=31), unlocked_snapshot) > 0
