@@ -10,9 +10,9 @@ Method, for each repetition and each thread count ``n``:
 
 * ``variant.make(n)`` builds fresh shared state and returns a :class:`Trial`
   holding one *body* per thread (a body is ``body(n_ops) -> counts``);
-* the threads start, wait on a barrier with the timing thread, and run their
-  body; time is taken with ``perf_counter`` from the barrier's release until
-  the last thread has finished;
+* the threads start, wait on a barrier, and run their body; time is taken
+  with ``perf_counter`` from the first thread leaving the barrier until the
+  last thread has finished;
 * throughput is ``total ops / elapsed``.  The ratio to the baseline is taken
   per repetition (paired), and medians with min/max are reported.
 
@@ -141,11 +141,13 @@ def run_trial(trial: Trial, n_ops: int, timeout: float = 600.0) -> RunResult:
     barrier = threading.Barrier(n + 1)
     results: list[Counts] = [None] * n
     errors: list[BaseException] = []
+    starts = [float("inf")] * n
     ends = [0.0] * n
 
     def runner(i: int, body: Body) -> None:
         try:
             barrier.wait()
+            starts[i] = time.perf_counter()
             results[i] = body(n_ops)
         except BaseException as exc:  # reported below
             errors.append(exc)
@@ -162,15 +164,16 @@ def run_trial(trial: Trial, n_ops: int, timeout: float = 600.0) -> RunResult:
         t.start()
     with contextlib.suppress(threading.BrokenBarrierError):
         barrier.wait(timeout)
-    start = time.perf_counter()
-    deadline = start + timeout
+    deadline = time.perf_counter() + timeout
     for t in threads:
         t.join(max(0.0, deadline - time.perf_counter()))
         if t.is_alive():
             raise RuntimeError(f"benchmark thread {t.name} did not finish within {timeout}s")
     if errors:
         raise errors[0]
-    elapsed = max(ends) - start
+    # Each thread stamps its own start: a short body can finish before the
+    # releasing thread is scheduled again.
+    elapsed = max(ends) - min(starts)
     counts: dict[str, int] = {}
     for r in results:
         for k, v in _normalise(r, n_ops).items():
