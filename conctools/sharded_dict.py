@@ -151,6 +151,7 @@ class _Reservation:
 
 
 _NOT_GIVEN: Any = object()
+_UNCHANGED: Any = object()  # returned by an _update step that stores nothing
 
 # Which load each thread is waiting for (compute_if_absent), to detect
 # waits that can never end: a factory re-entering its own key, or two loads
@@ -450,6 +451,7 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
         The value is validated by identity under the shard lock: if the shard
         still maps the key to the very object ``fn`` saw (or still lacks it),
         the result is stored, else ``fn`` runs again on the newer value.
+        ``fn`` may return ``_UNCHANGED`` to store nothing (returned as is).
         """
         shard = self._shards[i]
         lock = self._locks[i]
@@ -460,6 +462,8 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
             except KeyError:
                 cur = MISSING
             new = fn(cur)
+            if new is _UNCHANGED:
+                return new
             with lock:
                 now: Any
                 try:
@@ -482,35 +486,15 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
         lock held; the store is validated by identity under the shard lock.
         """
         h = hash(key)
-        i = h % self._n
-        kk = _wrap(key, h)
-        shard = self._shards[i]
-        lock = self._locks[i]
-        while True:
-            cur: Any
-            try:
-                cur = shard[kk]
-            except KeyError:
-                cur = MISSING
+
+        def step(cur: Any) -> Any:
             if expected is MISSING or cur is MISSING:
                 match = cur is expected
             else:
                 match = cur is expected or bool(cur == expected)
-            if not match:
-                return False
-            with lock:
-                now: Any
-                try:
-                    now = shard[kk]
-                except KeyError:
-                    now = MISSING
-                if now is cur:
-                    if new is MISSING:
-                        if cur is not MISSING:
-                            del shard[kk]
-                    else:
-                        shard[kk] = new
-                    return True
+            return new if match else _UNCHANGED
+
+        return self._update(h % self._n, _wrap(key, h), step) is not _UNCHANGED
 
     def compute_if_absent(
         self, key: K, factory: Callable[[K], V], *, timeout: float | None = None
