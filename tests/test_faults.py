@@ -1,0 +1,95 @@
+"""The fault-injection harness finds a lock taken outside the scope that releases it."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from conctools.testing.faults import FaultInjectionFailed, InjectedFault, inject_faults
+
+
+class _Broken:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.n = 0
+
+    def bump(self) -> None:
+        lock = self.lock
+        lock.acquire()
+        len(())  # a call: the interpreter checks for pending signals after it
+        try:
+            self.n += 1
+        finally:
+            lock.release()
+
+
+class _Safe(_Broken):
+    def bump(self) -> None:
+        with self.lock:
+            self.n += 1
+
+
+def _probe(obj: _Broken) -> None:
+    if not obj.lock.acquire(timeout=2):
+        raise AssertionError("lock left held")
+    obj.lock.release()
+
+
+def test_finds_lock_left_held() -> None:
+    obj = _Broken()
+    with pytest.raises(FaultInjectionFailed, match="lock left held"):
+        inject_faults(
+            lambda: [obj.bump() for _ in range(200)],
+            attempts=2000,
+            probe=lambda: _probe(obj),
+            seed=1,
+        )
+
+
+def test_safe_code_passes_and_faults_land() -> None:
+    obj = _Safe()
+    report = inject_faults(
+        lambda: [obj.bump() for _ in range(200)],
+        attempts=300,
+        probe=lambda: _probe(obj),
+        background=[obj.bump],
+        seed=2,
+    )
+    assert report.delivered > 50, report
+    assert report.background_calls > 0
+
+
+def test_unexpected_target_error_fails() -> None:
+    def boom() -> None:
+        raise KeyError("x")
+
+    with pytest.raises(FaultInjectionFailed, match="KeyError"):
+        inject_faults(boom, attempts=3, max_delay=1e-3)
+    report = inject_faults(boom, attempts=3, max_delay=1e-3, expected=(KeyError,))
+    assert report.target_errors + report.delivered == 3
+
+
+def test_handler_restored() -> None:
+    import signal
+
+    before = signal.getsignal(signal.SIGALRM)
+    inject_faults(lambda: None, attempts=5)
+    assert signal.getsignal(signal.SIGALRM) is before
+    assert issubclass(InjectedFault, BaseException)
+    assert not issubclass(InjectedFault, Exception)
+
+
+def test_not_from_other_thread() -> None:
+    err: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            inject_faults(lambda: None, attempts=1)
+        except RuntimeError as exc:
+            err.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    t.join()
+    assert err and "main thread" in str(err[0])
