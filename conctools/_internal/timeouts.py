@@ -30,7 +30,7 @@ _inf = math.inf
 
 def _as_float(timeout: object, name: str) -> float:
     if _type(timeout) is _float or _type(timeout) is _int:
-        return _float(timeout)  # type: ignore[arg-type]
+        return _float(timeout)
     if isinstance(timeout, bool) or not isinstance(timeout, numbers.Real):
         raise TypeError(f"{name} must be a number or None, not {type(timeout).__name__}")
     return _float(timeout)
