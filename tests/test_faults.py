@@ -93,3 +93,15 @@ def test_not_from_other_thread() -> None:
     t.start()
     t.join()
     assert err and "main thread" in str(err[0])
+
+
+def test_gc_state_restored() -> None:
+    import gc
+
+    assert gc.isenabled()
+    seen: list[bool] = []
+    inject_faults(lambda: seen.append(gc.isenabled()), attempts=3, max_delay=1e-3)
+    assert gc.isenabled() and seen and not any(seen)
+    seen.clear()
+    inject_faults(lambda: seen.append(gc.isenabled()), attempts=3, max_delay=1e-3, pause_gc=False)
+    assert all(seen)
