@@ -53,16 +53,30 @@ def _probe(exe: str) -> dict[str, object] | None:
         return None
 
 
+PROVISION_SCRIPT = ROOT / "tools" / "provision_python.py"
+_provisioned: dict[str, str] = {}
+
+
 def _provision(session: nox.Session) -> dict[str, str]:
-    out = session.run(
-        sys.executable,
-        str(ROOT / "tools" / "provision_python.py"),
-        "--json",
-        silent=True,
-        external=True,
+    """Paths of the free-threaded interpreter and its GIL twin (built once).
+
+    The script's progress (stderr) goes straight to the console: the first
+    run builds CPython twice and must not be silent for minutes.  Only its
+    stdout (the JSON answer) is captured."""
+    if _provisioned:
+        return dict(_provisioned)
+    session.log("looking for a free-threaded CPython and its GIL twin (built once if missing)")
+    r = subprocess.run(
+        [sys.executable, str(PROVISION_SCRIPT), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=None,  # inherited: progress lines reach the console as they happen
+        text=True,
+        check=False,
     )
-    assert isinstance(out, str)
-    paths: dict[str, str] = json.loads(out.strip().splitlines()[-1])
+    if r.returncode != 0:
+        session.error(f"provisioning failed (exit status {r.returncode}); see the lines above")
+    paths: dict[str, str] = json.loads(r.stdout.strip().splitlines()[-1])
+    _provisioned.update(paths)
     return paths
 
 
