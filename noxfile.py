@@ -184,7 +184,9 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Sphinx HTML build with -W, then the doctests."""
+    """Sphinx HTML build with -W, the doctests, then the check that user-facing
+    text (docs, README, changelog, docstrings, command-line output) carries no
+    words from our own process (tools/check_process_words.py)."""
     session.install("-e", ".[docs]")
     session.run(
         "sphinx-build", "-E", "-W", "--keep-going", "-q", "-b", "html", "docs", "docs/_build/html"
@@ -200,6 +202,7 @@ def docs(session: nox.Session) -> None:
         "docs",
         "docs/_build/doctest",
     )
+    session.run("python", "tools/check_process_words.py")
 
 
 @nox.session(python=False)
