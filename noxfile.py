@@ -175,11 +175,49 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", *paths)
 
 
+PYRIGHT_VERSION = "1.1.414"
+PYRIGHT_PREFIX = ROOT / ".nox" / "pyright-node"
+
+
+def _pyright(session: nox.Session) -> str:
+    """The pyright executable, installed from the npm registry (pyright is a
+    Node.js program) into .nox/pyright-node at a pinned version.  The PyPI
+    wrapper of the same name downloads Node.js and pyright at first use, which
+    fails where only the package registries are reachable."""
+    exe = PYRIGHT_PREFIX / "node_modules" / ".bin" / "pyright"
+    manifest = PYRIGHT_PREFIX / "node_modules" / "pyright" / "package.json"
+    if manifest.exists() and json.loads(manifest.read_text())["version"] == PYRIGHT_VERSION:
+        return str(exe)
+    npm = shutil.which("npm")
+    if not npm or not shutil.which("node"):
+        session.error(
+            "pyright needs Node.js and npm on PATH (Debian: apt-get install nodejs npm); "
+            "see tests/typing/README.md"
+        )
+    session.run(
+        npm,
+        "install",
+        "--prefix",
+        str(PYRIGHT_PREFIX),
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+        f"pyright@{PYRIGHT_VERSION}",
+        external=True,
+    )
+    return str(exe)
+
+
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the package."""
-    session.install("mypy", "hypothesis>=6.100,<6.156", "-e", ".")
+    """mypy --strict on the package; mypy --strict and pyright (strict) on the
+    user code in tests/typing/."""
+    session.install("mypy", "typing_extensions", "hypothesis>=6.100,<6.156", "-e", ".")
     session.run("mypy", "--strict", "conctools")
+    # The package's own errors are reported by the run above.
+    session.run("mypy", "--strict", "--follow-imports=silent", "tests/typing")
+    python = str(Path(session.bin) / "python")
+    session.run(_pyright(session), "-p", "tests/typing", "--pythonpath", python, external=True)
 
 
 @nox.session
