@@ -20,7 +20,7 @@ from pathlib import Path
 import nox
 
 ROOT = Path(__file__).parent
-nox.options.sessions = ["lint", "typecheck", "tests", "tests_freethreaded", "docs"]
+nox.options.sessions = ["lint", "typecheck", "tests", "tests_freethreaded", "docs", "package"]
 nox.options.error_on_missing_interpreters = False
 nox.options.reuse_venv = "yes"
 
@@ -241,6 +241,69 @@ def docs(session: nox.Session) -> None:
         "docs/_build/doctest",
     )
     session.run("python", "tools/check_process_words.py")
+
+
+SDIST_MUST_HAVE = (
+    "conctools/__init__.py",
+    "conctools/py.typed",
+    "README.md",
+    "CHANGELOG.md",
+    "LICENSE",
+)
+IMPORT_CHECK = """
+import importlib.metadata as md, pathlib, sys
+import conctools, conctools.testing
+assert md.version("conctools-ft") == conctools.__version__, md.version("conctools-ft")
+assert "site-packages" in pathlib.Path(conctools.__file__).parts, conctools.__file__
+assert (pathlib.Path(conctools.__file__).parent / "py.typed").exists()
+files = [str(f) for f in md.files("conctools-ft") or ()]
+assert not any(f.startswith(("tests/", "benchmarks/", "docs/")) for f in files), files
+print("ok:", conctools.__version__, conctools.__file__)
+"""
+
+
+@nox.session
+def package(session: nox.Session) -> None:
+    """Build the sdist and the wheel, check them (twine check, check-wheel-contents,
+    the sdist's file list), install each into a fresh virtualenv and import it
+    there (from outside the checkout)."""
+    import tarfile
+    import tempfile
+
+    session.install("build", "twine", "check-wheel-contents")
+    dist = ROOT / ".nox" / "package-dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    # build makes the sdist, then the wheel from the unpacked sdist: the sdist builds.
+    session.run("python", "-m", "build", "--outdir", str(dist), str(ROOT), silent=True)
+    (sdist,) = dist.glob("conctools_ft-*.tar.gz")
+    (wheel,) = dist.glob("conctools_ft-*-py3-none-any.whl")
+    session.run("twine", "check", "--strict", str(sdist), str(wheel))
+    session.run("check-wheel-contents", str(wheel))
+    with tarfile.open(sdist) as tf:
+        names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
+    missing = [n for n in SDIST_MUST_HAVE if n not in names]
+    extra = sorted(n for n in names if n.split("/")[0] in ("tests", "benchmarks", "docs"))
+    if missing or extra:
+        session.error(f"sdist: missing {missing}, unexpected {extra[:5]}")
+    session.log(f"sdist: {len(names)} files, no tests (they run from a checkout)")
+    for kind, artefact in (("wheel", wheel), ("sdist", sdist)):
+        env_dir = ROOT / ".nox" / f"package-{kind}"
+        shutil.rmtree(env_dir, ignore_errors=True)
+        session.run(sys.executable, "-m", "venv", str(env_dir), external=True)
+        py = str(env_dir / "bin" / "python")
+        session.run(
+            py,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            str(artefact),
+            external=True,
+        )
+        with tempfile.TemporaryDirectory() as outside, session.chdir(outside):
+            session.run(py, "-c", IMPORT_CHECK, external=True)
+            session.run(py, "-m", "conctools", "--version", external=True)
 
 
 @nox.session(python=False)
