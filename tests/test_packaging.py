@@ -20,8 +20,12 @@ def test_pyproject_uses_the_distribution_name() -> None:
     from pathlib import Path
 
     root = Path(__file__).resolve().parent.parent
-    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    meta = tomllib.loads((root / "pyproject.toml").read_text())
+    project = meta["project"]
     assert project["name"] == DISTRIBUTION
+    # A PEP 639 license string needs setuptools >= 77 to build.
+    assert isinstance(project["license"], str)
+    assert "setuptools>=77" in meta["build-system"]["requires"]
     assert {"test", "docs", "bench"} <= set(project["optional-dependencies"])
 
 
