@@ -273,6 +273,12 @@ def test_compare_rejects_missing_unreadable_and_foreign_files(tmp_path: Path) ->
     _user_error(_cli("--compare", str(good), str(other)), "malformed result row")
     r = _cli("--compare", str(good), str(good))
     assert r.returncode == 0 and "g / w" in r.stdout
+    # Options of a run make no sense with --compare: refused, not silently ignored.
+    _user_error(
+        _cli("--compare", str(good), str(good), "--json", str(tmp_path / "x.json"), "--quick"),
+        "--json, --quick",
+    )
+    assert not (tmp_path / "x.json").exists()
 
 
 def test_plot_needs_matplotlib_before_running(tmp_path: Path) -> None:

@@ -157,6 +157,24 @@ def load_results(path: str) -> dict[str, Any]:
 
 def run(ns: argparse.Namespace) -> int:
     # Every argument is checked before any work starts.
+    if ns.compare:
+        ignored = [
+            flag
+            for flag, value in (
+                ("--json", ns.json),
+                ("--list", ns.list),
+                ("--only", ns.only),
+                ("--quick", ns.quick),
+                ("--threads", ns.threads),
+                ("--repeat", ns.repeat),
+                ("--target", ns.target),
+            )
+            if value
+        ]
+        if ignored:
+            raise UsageError(
+                f"--compare reads two result files and runs nothing; drop {', '.join(ignored)}"
+            )
     if ns.plot:
         check_plot_dir(ns.plot)
     if ns.compare:
