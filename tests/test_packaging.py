@@ -40,4 +40,3 @@ def test_strategies_without_hypothesis_says_what_to_install(
     assert "pip install 'conctools-ft[test]'" in message
     assert "hypothesis" in message
     assert info.value.name == "hypothesis"
-
