@@ -9,7 +9,7 @@ from .._internal.dist import install_hint
 
 try:
     from hypothesis import strategies as st
-except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+except ImportError as exc:  # tested with hypothesis hidden (tests/test_packaging.py)
     raise ImportError(
         "conctools.testing.strategies needs hypothesis, which is not installed; "
         f"install the test extra: {install_hint('test')} (or pip install hypothesis)",
