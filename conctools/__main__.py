@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
             "Every primitive against the locked code you would otherwise write, "
             "at 1, 2 and 4 threads."
         ),
+        epilog=(
+            "The baselines the documentation uses (cachetools) and --plot (matplotlib) "
+            f"come with the bench extra: pip install '{DISTRIBUTION}[bench]'."
+        ),
     )
     bench_cli.add_arguments(p_bench)
     p_bench.set_defaults(func=bench_cli.run)
