@@ -168,3 +168,46 @@ def test_nox_provisioning_passes_progress_through(
 
     assert noxfile._provision(Session()) == {"freethreaded": "ft", "gil": "gil"}  # type: ignore[arg-type]
     assert "[provision] configure ..." in capfd.readouterr().err
+
+
+def test_build_reports_every_stage(
+    prov: ModuleType,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """build() on a stand-in source tree (a configure script and a Makefile):
+    each stage is announced and timed, and the install marks the prefix complete."""
+    import shutil
+    import tarfile
+
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    src = tmp_path / "src" / "Python-9.9.9"
+    src.mkdir(parents=True)
+    (src / "configure").write_text(
+        "#!/bin/sh\necho checking for a stand-in compiler... yes\n"
+        'for a in "$@"; do case $a in --prefix=*) echo "PREFIX=${a#--prefix=}" > config.mk;; '
+        "esac; done\n"
+    )
+    (src / "configure").chmod(0o755)
+    (src / "Makefile").write_text(
+        "include config.mk\n"
+        "all:\n\t@echo compiling Objects/dictobject.c\n\t@sleep 0.3\n"
+        "install:\n\t@echo installing\n\t@mkdir -p $(PREFIX)\n"
+    )
+    tarball = tmp_path / "Python-9.9.9.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tf:
+        tf.add(src, arcname="Python-9.9.9")
+    monkeypatch.setattr(prov, "HEARTBEAT", 0.05)
+    prefix = tmp_path / "prefix"
+    work = tmp_path / "work"
+    work.mkdir()
+    prov.build(tarball, "9.9.9", prefix, True, work, step="[1/2] ")
+    err = capsys.readouterr().err
+    tag = "[provision] [1/2] CPython 9.9.9 free-threaded"
+    for stage in ("extract", "configure", "build (make -j", "install"):
+        assert f"{tag}: {stage}" in err, stage
+    assert err.count(": done in ") == 4
+    assert "running for" in err and "compiling Objects/dictobject.c" in err  # heartbeat
+    assert (prefix / ".complete").read_text() == "9.9.9\n"
