@@ -73,9 +73,10 @@ def _provision(session: nox.Session) -> dict[str, str]:
         text=True,
         check=False,
     )
-    if r.returncode != 0:
+    lines = r.stdout.strip().splitlines()
+    if r.returncode != 0 or not lines:
         session.error(f"provisioning failed (exit status {r.returncode}); see the lines above")
-    paths: dict[str, str] = json.loads(r.stdout.strip().splitlines()[-1])
+    paths: dict[str, str] = json.loads(lines[-1])
     _provisioned.update(paths)
     return paths
 
