@@ -211,8 +211,9 @@ def _pyright(session: nox.Session) -> str:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the package; mypy --strict and pyright (strict) on the
-    user code in tests/typing/."""
+    """mypy --strict on the package; mypy --strict and pyright strict on tests/typing/.
+
+    tests/typing/ holds user code of the public API (see its README)."""
     session.install("mypy", "typing_extensions", "hypothesis>=6.100,<6.156", "-e", ".")
     session.run("mypy", "--strict", "conctools")
     # The package's own errors are reported by the run above.
@@ -223,9 +224,11 @@ def typecheck(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Sphinx HTML build with -W, the doctests, then the check that user-facing
-    text (docs, README, changelog, docstrings, command-line output) carries no
-    words from our own process (tools/check_process_words.py)."""
+    """Sphinx HTML build with -W, the doctests, and the check for process words.
+
+    The check (tools/check_process_words.py) fails when user-facing text (docs,
+    README, changelog, docstrings, command-line output) uses words from our own
+    process."""
     session.install("-e", ".[docs]")
     session.run(
         "sphinx-build", "-E", "-W", "--keep-going", "-q", "-b", "html", "docs", "docs/_build/html"
@@ -265,9 +268,10 @@ print("ok:", conctools.__version__, conctools.__file__)
 
 @nox.session
 def package(session: nox.Session) -> None:
-    """Build the sdist and the wheel, check them (twine check, check-wheel-contents,
-    the sdist's file list), install each into a fresh virtualenv and import it
-    there (from outside the checkout)."""
+    """Build, check, install and import the sdist and the wheel.
+
+    twine check, check-wheel-contents and the sdist's file list; each artefact
+    is installed into a fresh virtualenv and imported from outside the checkout."""
     import tarfile
     import tempfile
 
