@@ -20,7 +20,7 @@ from pathlib import Path
 import nox
 
 ROOT = Path(__file__).parent
-nox.options.sessions = ["lint", "typecheck", "tests", "tests_freethreaded", "docs"]
+nox.options.sessions = ["lint", "typecheck", "tests", "tests_freethreaded", "docs", "package"]
 nox.options.error_on_missing_interpreters = False
 nox.options.reuse_venv = "yes"
 
@@ -53,16 +53,31 @@ def _probe(exe: str) -> dict[str, object] | None:
         return None
 
 
+PROVISION_SCRIPT = ROOT / "tools" / "provision_python.py"
+_provisioned: dict[str, str] = {}
+
+
 def _provision(session: nox.Session) -> dict[str, str]:
-    out = session.run(
-        sys.executable,
-        str(ROOT / "tools" / "provision_python.py"),
-        "--json",
-        silent=True,
-        external=True,
+    """Paths of the free-threaded interpreter and its GIL twin (built once).
+
+    The script's progress (stderr) goes straight to the console: the first
+    run builds CPython twice and must not be silent for minutes.  Only its
+    stdout (the JSON answer) is captured."""
+    if _provisioned:
+        return dict(_provisioned)
+    session.log("looking for a free-threaded CPython and its GIL twin (built once if missing)")
+    r = subprocess.run(
+        [sys.executable, str(PROVISION_SCRIPT), "--json"],
+        stdout=subprocess.PIPE,
+        stderr=None,  # inherited: progress lines reach the console as they happen
+        text=True,
+        check=False,
     )
-    assert isinstance(out, str)
-    paths: dict[str, str] = json.loads(out.strip().splitlines()[-1])
+    lines = r.stdout.strip().splitlines()
+    if r.returncode != 0 or not lines:
+        session.error(f"provisioning failed (exit status {r.returncode}); see the lines above")
+    paths: dict[str, str] = json.loads(lines[-1])
+    _provisioned.update(paths)
     return paths
 
 
@@ -161,16 +176,59 @@ def lint(session: nox.Session) -> None:
     session.run("ruff", "format", "--check", *paths)
 
 
+PYRIGHT_VERSION = "1.1.414"
+PYRIGHT_PREFIX = ROOT / ".nox" / "pyright-node"
+
+
+def _pyright(session: nox.Session) -> str:
+    """The pyright executable, installed from the npm registry (pyright is a
+    Node.js program) into .nox/pyright-node at a pinned version.  The PyPI
+    wrapper of the same name downloads Node.js and pyright at first use, which
+    fails where only the package registries are reachable."""
+    exe = PYRIGHT_PREFIX / "node_modules" / ".bin" / "pyright"
+    manifest = PYRIGHT_PREFIX / "node_modules" / "pyright" / "package.json"
+    if manifest.exists() and json.loads(manifest.read_text())["version"] == PYRIGHT_VERSION:
+        return str(exe)
+    npm = shutil.which("npm")
+    if not npm or not shutil.which("node"):
+        session.error(
+            "pyright needs Node.js and npm on PATH (Debian: apt-get install nodejs npm); "
+            "see tests/typing/README.md"
+        )
+    session.run(
+        npm,
+        "install",
+        "--prefix",
+        str(PYRIGHT_PREFIX),
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+        f"pyright@{PYRIGHT_VERSION}",
+        external=True,
+    )
+    return str(exe)
+
+
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the package."""
-    session.install("mypy", "hypothesis>=6.100,<6.156", "-e", ".")
+    """mypy --strict on the package; mypy --strict and pyright strict on tests/typing/.
+
+    tests/typing/ holds user code of the public API (see its README)."""
+    session.install("mypy", "typing_extensions", "hypothesis>=6.100,<6.156", "-e", ".")
     session.run("mypy", "--strict", "conctools")
+    # The package's own errors are reported by the run above.
+    session.run("mypy", "--strict", "--follow-imports=silent", "tests/typing")
+    python = str(Path(session.bin) / "python")
+    session.run(_pyright(session), "-p", "tests/typing", "--pythonpath", python, external=True)
 
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Sphinx HTML build with -W, then the doctests."""
+    """Sphinx HTML build with -W, the doctests, and the check for process words.
+
+    The check (tools/check_process_words.py) fails when user-facing text (docs,
+    README, changelog, docstrings, command-line output) uses words from our own
+    process."""
     session.install("-e", ".[docs]")
     session.run(
         "sphinx-build", "-E", "-W", "--keep-going", "-q", "-b", "html", "docs", "docs/_build/html"
@@ -186,6 +244,71 @@ def docs(session: nox.Session) -> None:
         "docs",
         "docs/_build/doctest",
     )
+    session.run("python", "tools/check_process_words.py")
+
+
+SDIST_MUST_HAVE = (
+    "conctools/__init__.py",
+    "conctools/py.typed",
+    "README.md",
+    "CHANGELOG.md",
+    "LICENSE",
+)
+IMPORT_CHECK = """
+import importlib.metadata as md, pathlib, sys
+import conctools, conctools.testing
+assert md.version("conctools-ft") == conctools.__version__, md.version("conctools-ft")
+assert "site-packages" in pathlib.Path(conctools.__file__).parts, conctools.__file__
+assert (pathlib.Path(conctools.__file__).parent / "py.typed").exists()
+files = [str(f) for f in md.files("conctools-ft") or ()]
+assert not any(f.startswith(("tests/", "benchmarks/", "docs/")) for f in files), files
+print("ok:", conctools.__version__, conctools.__file__)
+"""
+
+
+@nox.session
+def package(session: nox.Session) -> None:
+    """Build, check, install and import the sdist and the wheel.
+
+    twine check, check-wheel-contents and the sdist's file list; each artefact
+    is installed into a fresh virtualenv and imported from outside the checkout."""
+    import tarfile
+    import tempfile
+
+    session.install("build", "twine", "check-wheel-contents")
+    dist = ROOT / ".nox" / "package-dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    # build makes the sdist, then the wheel from the unpacked sdist: the sdist builds.
+    session.run("python", "-m", "build", "--outdir", str(dist), str(ROOT), silent=True)
+    (sdist,) = dist.glob("conctools_ft-*.tar.gz")
+    (wheel,) = dist.glob("conctools_ft-*-py3-none-any.whl")
+    session.run("twine", "check", "--strict", str(sdist), str(wheel))
+    session.run("check-wheel-contents", str(wheel))
+    with tarfile.open(sdist) as tf:
+        names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
+    missing = [n for n in SDIST_MUST_HAVE if n not in names]
+    extra = sorted(n for n in names if n.split("/")[0] in ("tests", "benchmarks", "docs"))
+    if missing or extra:
+        session.error(f"sdist: missing {missing}, unexpected {extra[:5]}")
+    session.log(f"sdist: {len(names)} files, no tests (they run from a checkout)")
+    for kind, artefact in (("wheel", wheel), ("sdist", sdist)):
+        env_dir = ROOT / ".nox" / f"package-{kind}"
+        shutil.rmtree(env_dir, ignore_errors=True)
+        session.run(sys.executable, "-m", "venv", str(env_dir), external=True)
+        py = str(env_dir / "bin" / "python")
+        session.run(
+            py,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--disable-pip-version-check",
+            str(artefact),
+            external=True,
+        )
+        with tempfile.TemporaryDirectory() as outside, session.chdir(outside):
+            session.run(py, "-c", IMPORT_CHECK, external=True)
+            session.run(py, "-m", "conctools", "--version", external=True)
 
 
 @nox.session(python=False)

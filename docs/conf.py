@@ -38,3 +38,4 @@ intersphinx_mapping: dict[str, tuple[str, str | None]] = {}
 nitpicky = False
 doctest_global_setup = "import conctools"
 suppress_warnings = ["config.cache"]
+html_css_files = ["conctools.css"]

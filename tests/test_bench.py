@@ -66,11 +66,19 @@ def test_run_trial_propagates_body_error_and_verify_error() -> None:
         run_trial(Trial([lambda n: None], verify), 1)
 
 
-def test_calibrate_scales_with_target() -> None:
+def test_calibrate_scales_with_target(monkeypatch: pytest.MonkeyPatch) -> None:
     v = _counting_variant("x")
-    small = calibrate(v, 0.005)
-    large = calibrate(v, 0.05)
-    assert 50 <= small < large
+    assert calibrate(v, 0.005) >= 50  # a real run
+    # With a clock that does not depend on the machine's load (1 us per op), the
+    # op count is exactly proportional to the target.
+    from types import SimpleNamespace
+
+    from conctools.bench import harness
+
+    monkeypatch.setattr(harness, "run_trial", lambda trial, n: SimpleNamespace(elapsed=n * 1e-6))
+    assert calibrate(v, 0.005) == 5_000
+    assert calibrate(v, 0.05) == 50_000
+    assert calibrate(v, 1e9) == 50_000_000  # capped at max_ops
 
 
 def test_run_suite_document_shape() -> None:
@@ -165,10 +173,210 @@ def test_cli_runs_and_writes_json(tmp_path: Path) -> None:
     assert r.returncode == 0 and "B/A" in r.stdout
 
 
+def _user_error(r: subprocess.CompletedProcess[str], *words: str) -> None:
+    """A user mistake: exit status 2, one line on stderr naming the problem,
+    no traceback, nothing measured (no progress lines)."""
+    assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1, r.stderr
+    assert "Traceback" not in r.stderr and "[1/" not in r.stderr
+    assert r.stdout == ""
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+
+
 def test_cli_list_and_bad_input() -> None:
     r = _cli("--list")
     assert r.returncode == 0 and "dict_rmw" in r.stdout
-    assert _cli("--only", "nothing-matches").returncode == 2
-    assert _cli("--threads", "0").returncode == 2
-    assert _cli("--threads", "a,b").returncode == 2
-    assert _cli("--repeat", "0", "--only", "dict_rmw").returncode == 2
+    _user_error(_cli("--only", "nothing-matches"), "nothing-matches")
+    _user_error(_cli("--threads", "0"), "--threads")
+    _user_error(_cli("--threads", "a,b"), "--threads")
+    _user_error(_cli("--repeat", "0", "--only", "dict_rmw"), "--repeat")
+    _user_error(_cli("--repeat", "x", "--only", "dict_rmw"), "--repeat")
+    _user_error(_cli("--target", "nan", "--only", "dict_rmw"), "--target")
+    _user_error(_cli("--target", "-1", "--only", "dict_rmw"), "--target")
+
+
+def _main(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "conctools", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_bare_command_prints_help_to_stdout() -> None:
+    r = _main()
+    assert r.returncode == 0 and r.stderr == ""
+    assert r.stdout.startswith("usage: python -m conctools")
+    assert "info" in r.stdout and "bench" in r.stdout and "conctools-ft" in r.stdout
+
+
+def test_version() -> None:
+    import conctools
+
+    r = _main("--version")
+    assert r.returncode == 0
+    assert r.stdout.strip() == f"conctools {conctools.__version__} (conctools-ft)"
+
+
+def test_unknown_command_is_one_line_error() -> None:
+    _user_error(_main("frobnicate"), "frobnicate")
+    _user_error(_main("info", "--nope"), "--nope")
+
+
+def test_json_path_checked_before_running(tmp_path: Path) -> None:
+    # A directory, and a path below a regular file: refused before any work.
+    _user_error(_cli("--only", "shared_counter", "--json", str(tmp_path)), "is a directory")
+    plain = tmp_path / "plain"
+    plain.write_text("")
+    _user_error(
+        _cli("--only", "shared_counter", "--json", str(plain / "sub" / "r.json")),
+        "not a directory",
+    )
+
+
+def test_check_writable_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conctools.bench.cli import UsageError, check_writable_file
+
+    check_writable_file(str(tmp_path / "new" / "deeper" / "r.json"))  # parents made later
+    assert not (tmp_path / "new").exists()  # the check creates nothing
+    existing = tmp_path / "r.json"
+    existing.write_text("{}")
+    check_writable_file(str(existing))
+    # Permission bits do not stop root, so fake the answer of os.access.
+    monkeypatch.setattr("conctools.bench.cli.os.access", lambda p, mode: False)
+    with pytest.raises(UsageError, match="not writable"):
+        check_writable_file(str(existing))
+    with pytest.raises(UsageError, match="not writable"):
+        check_writable_file(str(tmp_path / "other.json"))
+
+
+def test_compare_rejects_missing_unreadable_and_foreign_files(tmp_path: Path) -> None:
+    good = tmp_path / "good.json"
+    doc = run_suite(
+        [Workload("w", "g", "d", "base", (_counting_variant("base"),))],
+        threads=[1],
+        repeat=1,
+        target=0.001,
+    )
+    good.write_text(json.dumps(doc))
+    _user_error(_cli("--compare", str(tmp_path / "missing.json"), str(good)), "no such file")
+    _user_error(_cli("--compare", str(good), str(tmp_path)), "is a directory")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    _user_error(_cli("--compare", str(good), str(broken)), "not JSON")
+    binary = tmp_path / "binary.json"
+    binary.write_bytes(b"\xff\xfe\x00garbage")
+    _user_error(_cli("--compare", str(binary), str(good)), str(binary))
+    for foreign in ([1, 2], {"schema": 99}, {**doc, "workloads": [{"name": "x"}]}):
+        other = tmp_path / "other.json"
+        other.write_text(json.dumps(foreign))
+        _user_error(_cli("--compare", str(good), str(other)), "not a bench result file")
+    bad_row = json.loads(json.dumps(doc))
+    del bad_row["workloads"][0]["results"][0]["ops_per_sec"]
+    other.write_text(json.dumps(bad_row))
+    _user_error(_cli("--compare", str(good), str(other)), "malformed result row")
+    r = _cli("--compare", str(good), str(good))
+    assert r.returncode == 0 and "g / w" in r.stdout
+    # Options of a run make no sense with --compare: refused, not silently ignored.
+    _user_error(
+        _cli("--compare", str(good), str(good), "--json", str(tmp_path / "x.json"), "--quick"),
+        "--json, --quick",
+    )
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_plot_needs_matplotlib_before_running(tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['matplotlib'] = None\n"
+        "from conctools.__main__ import main\n"
+        f"sys.exit(main(['bench', '--only', 'shared_counter', '--plot', {str(tmp_path)!r}]))\n"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    _user_error(r, "matplotlib", "pip install 'conctools-ft[bench]'")
+    plain = tmp_path / "file"
+    plain.write_text("")
+    _user_error(_cli("--only", "shared_counter", "--plot", str(plain)), "not a directory")
+
+
+def _doc(variants: dict[str, float], baseline: str = "base") -> dict[str, object]:
+    def row(name: str, ops: float) -> dict[str, object]:
+        return {
+            "variant": name,
+            "threads": 1,
+            "ops_per_sec": {"median": ops, "min": ops, "max": ops, "samples": [ops]},
+            "ratio_to_baseline": {"median": ops / variants[baseline]},
+        }
+
+    return {
+        "schema": 1,
+        "runtime": {"python_version": "3.13.15", "gil_enabled": True, "free_threaded_build": False},
+        "workloads": [
+            {
+                "name": "w",
+                "group": "g",
+                "kind": "throughput",
+                "baseline": baseline,
+                "variants": [{"name": n, "note": ""} for n in variants],
+                "results": [row(n, v) for n, v in variants.items()],
+            }
+        ],
+    }
+
+
+def test_compare_shows_variants_of_only_one_file() -> None:
+    a = _doc({"base": 1e6, "only-a": 2e6})
+    b = _doc({"base": 2e6, "peer": 4e6})
+    lines = {ln.split()[0]: ln.split() for ln in compare_tables(a, b).splitlines() if ln}
+    assert lines["base"][2:] == ["1.00M", "2.00M", "2.00", "1.00", "1.00"]
+    assert lines["only-a"][2:] == ["2.00M", "-", "-", "2.00", "-"]
+    assert lines["peer"][2:] == ["-", "4.00M", "-", "-", "2.00"]
+    # A workload only one file has is shown too.
+    b["workloads"][0]["name"] = "w2"  # type: ignore[index]
+    text = compare_tables(a, b)
+    assert "g / w2" in text and "(not in A)" in text and "(not in B)" in text
+
+
+def test_missing_optional_baseline_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conctools.bench import baselines
+
+    monkeypatch.setitem(
+        baselines.SUBSTITUTE_BASELINES, "stand-in", ("the real one", "no_such_module_xyz")
+    )
+    w = Workload("w", "g", "d", "stand-in", (_counting_variant("stand-in"),))
+    doc = run_suite([w], threads=[1], repeat=1, target=0.001)
+    note = doc["workloads"][0]["baseline_note"]
+    assert "stand-in replaces the real one" in note and "no_such_module_xyz" in note
+    assert "conctools-ft[bench]" in note
+    assert note in format_results(doc)
+    assert f"(A: {note})" in compare_tables(doc, doc)
+    # An installed module: no note.
+    monkeypatch.setitem(baselines.SUBSTITUTE_BASELINES, "stand-in", ("the real one", "json"))
+    doc = run_suite([w], threads=[1], repeat=1, target=0.001)
+    assert doc["workloads"][0]["baseline_note"] is None
+
+
+def test_cache_stand_in_baseline_is_registered() -> None:
+    """The cache workloads fall back to this variant without cachetools."""
+    from conctools.bench.baselines import SUBSTITUTE_BASELINES
+
+    variants = {v.name for w in all_workloads() if isinstance(w, Workload) for v in w.variants}
+    assert set(SUBSTITUTE_BASELINES) <= variants
+
+
+def test_bench_extra_installs_the_baselines() -> None:
+    tomllib = pytest.importorskip("tomllib")
+
+    from conctools.bench.baselines import SUBSTITUTE_BASELINES
+
+    root = Path(__file__).resolve().parent.parent
+    extras = tomllib.loads((root / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]["bench"]
+    for _, module in SUBSTITUTE_BASELINES.values():
+        assert any(req.startswith(module) for req in extras), module

@@ -106,3 +106,108 @@ def test_script_finds_existing_interpreters_without_building() -> None:
     paths = json.loads(r.stdout)
     assert set(paths) == {"freethreaded", "gil"}
     assert all(Path(p).exists() for p in paths.values())
+
+
+def test_fmt_elapsed(prov: ModuleType) -> None:
+    assert prov.fmt_elapsed(0.4) == "0s"
+    assert prov.fmt_elapsed(42) == "42s"
+    assert prov.fmt_elapsed(185) == "3m05s"
+
+
+def test_last_line(prov: ModuleType, tmp_path: Path) -> None:
+    log = tmp_path / "build.log"
+    assert prov.last_line(log) == ""  # missing file
+    log.write_text("gcc -c a.c\n" + "x" * 200 + "\n\n")
+    assert prov.last_line(log, limit=20) == "x" * 17 + "..."
+
+
+def test_stage_logs_start_heartbeats_and_elapsed(
+    prov: ModuleType, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import time
+
+    log = tmp_path / "build.log"
+    log.write_text("compiling Objects/dictobject.c\n")
+    with prov.stage("[1/2] CPython 3.13.15 free-threaded: build", logfile=log, heartbeat=0.02):
+        time.sleep(0.15)
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == "[provision] [1/2] CPython 3.13.15 free-threaded: build ..."
+    beats = [ln for ln in err if "running for" in ln]
+    assert beats and all("compiling Objects/dictobject.c" in ln for ln in beats)
+    assert err[-1].startswith("[provision] [1/2] CPython 3.13.15 free-threaded: build: done in ")
+    with pytest.raises(SystemExit), prov.stage("install", heartbeat=10):
+        raise SystemExit("make install failed")
+    assert "install: failed after" in capsys.readouterr().err
+
+
+def test_nox_provisioning_passes_progress_through(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """nox captures a session command's output; provisioning progress must still
+    reach the console while it happens (stderr is not captured)."""
+    pytest.importorskip("nox")
+    root = SCRIPT.parent.parent
+    monkeypatch.syspath_prepend(str(root))
+    import noxfile
+
+    fake = tmp_path / "fake_provision.py"
+    fake.write_text(
+        "import json, sys\n"
+        "print('[provision] configure ...', file=sys.stderr)\n"
+        "print(json.dumps({'freethreaded': 'ft', 'gil': 'gil'}))\n"
+    )
+    monkeypatch.setattr(noxfile, "PROVISION_SCRIPT", fake)
+    monkeypatch.setattr(noxfile, "_provisioned", {})
+
+    class Session:
+        def log(self, msg: str) -> None:
+            pass
+
+        def error(self, msg: str) -> None:
+            raise AssertionError(msg)
+
+    assert noxfile._provision(Session()) == {"freethreaded": "ft", "gil": "gil"}  # type: ignore[arg-type]
+    assert "[provision] configure ..." in capfd.readouterr().err
+
+
+def test_build_reports_every_stage(
+    prov: ModuleType,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """build() on a stand-in source tree (a configure script and a Makefile):
+    each stage is announced and timed, and the install marks the prefix complete."""
+    import shutil
+    import tarfile
+
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    src = tmp_path / "src" / "Python-9.9.9"
+    src.mkdir(parents=True)
+    (src / "configure").write_text(
+        "#!/bin/sh\necho checking for a stand-in compiler... yes\n"
+        'for a in "$@"; do case $a in --prefix=*) echo "PREFIX=${a#--prefix=}" > config.mk;; '
+        "esac; done\n"
+    )
+    (src / "configure").chmod(0o755)
+    (src / "Makefile").write_text(
+        "include config.mk\n"
+        "all:\n\t@echo compiling Objects/dictobject.c\n\t@sleep 0.3\n"
+        "install:\n\t@echo installing\n\t@mkdir -p $(PREFIX)\n"
+    )
+    tarball = tmp_path / "Python-9.9.9.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tf:
+        tf.add(src, arcname="Python-9.9.9")
+    monkeypatch.setattr(prov, "HEARTBEAT", 0.05)
+    prefix = tmp_path / "prefix"
+    work = tmp_path / "work"
+    work.mkdir()
+    prov.build(tarball, "9.9.9", prefix, True, work, step="[1/2] ")
+    err = capsys.readouterr().err
+    tag = "[provision] [1/2] CPython 9.9.9 free-threaded"
+    for stage in ("extract", "configure", "build (make -j", "install"):
+        assert f"{tag}: {stage}" in err, stage
+    assert err.count(": done in ") == 4
+    assert "running for" in err and "compiling Objects/dictobject.c" in err  # heartbeat
+    assert (prefix / ".complete").read_text() == "9.9.9\n"

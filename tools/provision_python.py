@@ -35,6 +35,8 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -63,6 +65,65 @@ APT_TOOLS = ("dpkg-dev",)
 
 def log(msg: str) -> None:
     print(f"[provision] {msg}", file=sys.stderr, flush=True)
+
+
+def fmt_elapsed(seconds: float) -> str:
+    """``42s``, ``3m05s``."""
+    s = max(0, round(seconds))
+    return f"{s // 60}m{s % 60:02d}s" if s >= 60 else f"{s}s"
+
+
+def last_line(path: Path, limit: int = 70) -> str:
+    """The last non-empty line of a log file, shortened (for heartbeats)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            fh.seek(max(0, fh.tell() - 4096))
+            lines = [ln.strip() for ln in fh.read().decode(errors="replace").splitlines()]
+    except OSError:
+        return ""
+    lines = [ln for ln in lines if ln]
+    if not lines:
+        return ""
+    line = lines[-1]
+    return line if len(line) <= limit else line[: limit - 3] + "..."
+
+
+# Seconds between "still running" lines of a long stage (CONCTOOLS_PROVISION_HEARTBEAT).
+HEARTBEAT = float(os.environ.get("CONCTOOLS_PROVISION_HEARTBEAT", "20"))
+
+
+@contextlib.contextmanager
+def stage(
+    name: str, *, logfile: Path | None = None, heartbeat: float | None = None
+) -> Iterator[None]:
+    """Log the start of a stage, a line every ``heartbeat`` seconds while it
+    runs (with the last line of ``logfile``), and its elapsed time at the end,
+    so a build is never silent for minutes."""
+    every = HEARTBEAT if heartbeat is None else heartbeat
+    t0 = time.monotonic()
+    log(f"{name} ...")
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(every):
+            tail = last_line(logfile) if logfile else ""
+            log(
+                f"  {name}: running for {fmt_elapsed(time.monotonic() - t0)}"
+                + (f" | {tail}" if tail else "")
+            )
+
+    ticker = threading.Thread(target=beat, name="provision-heartbeat", daemon=True)
+    ticker.start()
+    ok = False
+    try:
+        yield
+        ok = True
+    finally:
+        stop.set()
+        ticker.join()
+        took = fmt_elapsed(time.monotonic() - t0)
+        log(f"{name}: done in {took}" if ok else f"{name}: failed after {took}")
 
 
 def cache_dir() -> Path:
@@ -255,8 +316,8 @@ def fetch_source(tmp: Path) -> tuple[str, Path]:
     (tmp / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
     (tmp / "sources.list").write_text("".join(f"deb-src {uri} {suite} main\n" for suite in SUITES))
     opts = apt_opts(tmp)
-    log(f"reading source index ({', '.join(SUITES)}) from the system's archive")
-    subprocess.run(["apt-get", *opts, "update"], check=True, capture_output=True)
+    with stage(f"download: reading the source index ({', '.join(SUITES)})"):
+        subprocess.run(["apt-get", *opts, "update"], check=True, capture_output=True)
     candidates: list[tuple[tuple[int, ...], str, str]] = []
     for pkg in SOURCE_PACKAGES:
         r = subprocess.run(["apt-cache", *opts, "showsrc", pkg], capture_output=True, text=True)
@@ -274,14 +335,14 @@ def fetch_source(tmp: Path) -> tuple[str, Path]:
     for _, pkg, ver in candidates:
         shutil.rmtree(dl, ignore_errors=True)
         dl.mkdir()
-        log(f"trying source package {pkg}={ver}")
-        r = subprocess.run(
-            ["apt-get", *opts, "source", "--download-only", f"{pkg}={ver}"],
-            cwd=dl,
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+        with stage(f"download: CPython source package {pkg}={ver}"):
+            r = subprocess.run(
+                ["apt-get", *opts, "source", "--download-only", f"{pkg}={ver}"],
+                cwd=dl,
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
         origs = list(dl.glob("*.orig.tar.*"))
         if r.returncode == 0 and origs:
             upstream = ver.split("-")[0]
@@ -291,11 +352,15 @@ def fetch_source(tmp: Path) -> tuple[str, Path]:
     raise SystemExit("provision: none of the listed CPython sources could be downloaded")
 
 
-def build(src_tar: Path, version: str, prefix: Path, free_threaded: bool, work: Path) -> None:
+def build(
+    src_tar: Path, version: str, prefix: Path, free_threaded: bool, work: Path, *, step: str = ""
+) -> None:
+    label = "free-threaded" if free_threaded else "GIL"
+    tag = f"{step}CPython {version} {label}"
     tree = work / ("ft" if free_threaded else "gil")
     shutil.rmtree(tree, ignore_errors=True)
     tree.mkdir(parents=True)
-    with tarfile.open(src_tar) as tf:
+    with stage(f"{tag}: extract"), tarfile.open(src_tar) as tf:
         if sys.version_info >= (3, 12):
             tf.extractall(tree, filter="data")
         else:  # pragma: no cover - older build hosts
@@ -311,12 +376,17 @@ def build(src_tar: Path, version: str, prefix: Path, free_threaded: bool, work: 
     if free_threaded:
         args.append("--disable-gil")
     jobs = str(os.cpu_count() or 2)
-    label = "free-threaded" if free_threaded else "GIL"
-    log(f"building CPython {version} ({label}) into {prefix}")
     logfile = work / f"build-{label}.log"
+    log(f"{tag}: building into {prefix} (full log: {logfile})")
+    steps = (
+        ("configure", args),
+        (f"build (make -j{jobs})", ["make", f"-j{jobs}"]),
+        ("install", ["make", "install"]),
+    )
     with open(logfile, "w") as fh:
-        for cmd in (args, ["make", f"-j{jobs}"], ["make", "install"]):
-            r = subprocess.run(cmd, cwd=srcdir, stdout=fh, stderr=subprocess.STDOUT)
+        for name, cmd in steps:
+            with stage(f"{tag}: {name}", logfile=logfile):
+                r = subprocess.run(cmd, cwd=srcdir, stdout=fh, stderr=subprocess.STDOUT)
             if r.returncode != 0:
                 fh.flush()
                 tail = logfile.read_text().splitlines()[-30:]
@@ -353,13 +423,27 @@ def provision(allow_build: bool = True) -> tuple[str, str]:
         found = try_uv()
         if found:
             return found
-        ensure_build_deps()
+        started = time.monotonic()
+        log(
+            "no free-threaded CPython found: building one and its GIL twin from source into "
+            f"{root} (once; about 5 minutes on 2 cores, then cached)"
+        )
+        with stage("build dependencies"):
+            ensure_build_deps()
         with tempfile.TemporaryDirectory(prefix="conctools-provision-") as t:
             tmp = Path(t)
             version, tarball = fetch_source(tmp)
-            for ft in (True, False):
+            for i, ft in enumerate((True, False), 1):
                 suffix = "ft" if ft else "gil"
-                build(tarball, version, root / f"cpython-{version}-{suffix}", ft, tmp)
+                build(
+                    tarball,
+                    version,
+                    root / f"cpython-{version}-{suffix}",
+                    ft,
+                    tmp,
+                    step=f"[{i}/2] ",
+                )
+        log(f"interpreters ready in {fmt_elapsed(time.monotonic() - started)}")
         found = from_cache(root)
         if not found:
             raise SystemExit("provision: build finished but interpreters were not found")

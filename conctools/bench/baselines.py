@@ -7,16 +7,20 @@ measured against the same code.  Each factory returns a
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import random
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
+from .._internal.dist import install_hint
 from .harness import Trial, Variant
 
 __all__ = [
+    "SUBSTITUTE_BASELINES",
     "LockedCounter",
+    "baseline_note",
     "count_ops",
     "dict_lock_rmw_tuned",
     "dict_lock_rmw_usual",
@@ -26,6 +30,26 @@ __all__ = [
     "op_streams",
     "zipf_keys",
 ]
+
+#: Baselines that stand in for an optional one when its module is missing:
+#: stand-in variant name -> (the baseline the docs use, the module it needs).
+SUBSTITUTE_BASELINES: dict[str, tuple[str, str]] = {
+    "OrderedDict LRU+Lock": ("cachetools LRU+Lock", "cachetools"),
+}
+
+
+def baseline_note(baseline: str) -> str | None:
+    """Say which baseline replaced a missing optional one, or None."""
+    if baseline not in SUBSTITUTE_BASELINES:
+        return None
+    preferred, module = SUBSTITUTE_BASELINES[baseline]
+    if importlib.util.find_spec(module) is not None:
+        return None
+    return (
+        f"baseline {baseline} replaces {preferred}: {module} is not installed, "
+        f"so ratios differ from the docs; {install_hint('bench')} installs it"
+    )
+
 
 STREAM = 4096  # keys per thread stream (a power of two: index with & mask)
 

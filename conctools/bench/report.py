@@ -7,7 +7,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["compare_tables", "format_results", "human", "plot_results"]
+from .._internal.dist import install_hint
+from .runner import SCHEMA
+
+MATPLOTLIB_HINT = f"{install_hint('bench')} (or pip install matplotlib)"
+
+__all__ = [
+    "MATPLOTLIB_HINT",
+    "compare_tables",
+    "format_problem",
+    "format_results",
+    "human",
+    "plot_results",
+]
 
 
 def human(x: float) -> str:
@@ -85,6 +97,8 @@ def format_workload(w: dict[str, Any]) -> str:
             ]
         )
     note = f"\n({w['threads_note']})" if w.get("threads_note") else ""
+    if w.get("baseline_note"):
+        note += f"\n({w['baseline_note']})"
     return title + note + "\n" + _table(headers, body)
 
 
@@ -113,41 +127,102 @@ def _label(doc: dict[str, Any]) -> str:
     return f"{rt['python_version']} {tag}"
 
 
-def compare_tables(a: dict[str, Any], b: dict[str, Any]) -> str:
-    """Side-by-side table of two result documents (e.g. GIL vs no-GIL)."""
-    la, lb = _label(a), _label(b)
-    out = [f"A = {la}   B = {lb}"]
-    bw = {w["name"]: w for w in b["workloads"]}
-    for wa in a["workloads"]:
-        wb = bw.get(wa["name"])
-        if wb is None or wa["kind"] != "throughput" or wb["kind"] != "throughput":
+def format_problem(doc: Any) -> str | None:
+    """What keeps ``doc`` from being a result document :func:`compare_tables`
+    and :func:`plot_results` can read, or None when it is one."""
+    if not isinstance(doc, dict):
+        return "the top level is not an object"
+    if doc.get("schema") != SCHEMA:
+        return f"schema {doc.get('schema')!r}, expected {SCHEMA}"
+    rt = doc.get("runtime")
+    if not isinstance(rt, dict) or not {
+        "python_version",
+        "gil_enabled",
+        "free_threaded_build",
+    } <= set(rt):
+        return "no runtime description"
+    workloads = doc.get("workloads")
+    if not isinstance(workloads, list):
+        return "no workload list"
+    for w in workloads:
+        if not isinstance(w, dict) or not {"name", "group", "kind"} <= set(w):
+            return "a workload without name, group or kind"
+        if w["kind"] != "throughput":
             continue
-        idx = {(r["variant"], r["threads"]): r for r in wb["results"]}
+        if not isinstance(w.get("results"), list) or not isinstance(w.get("variants"), list):
+            return f"workload {w['name']!r} has no results"
+        for r in w["results"]:
+            try:
+                float(r["ops_per_sec"]["median"])
+                float(r["ratio_to_baseline"]["median"])
+                str(r["variant"])
+                int(r["threads"])
+            except (KeyError, TypeError, ValueError):
+                return f"a malformed result row in workload {w['name']!r}"
+            if not isinstance(r["variant"], str) or not isinstance(r["threads"], int):
+                return f"a malformed result row in workload {w['name']!r}"
+        for v in w["variants"]:
+            if not isinstance(v, dict) or not isinstance(v.get("name"), str):
+                return f"a malformed variant in workload {w['name']!r}"
+    return None
+
+
+def _ratio(x: float) -> str:
+    return f"{x:.2f}" if math.isfinite(x) else "-"
+
+
+def compare_tables(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """Side-by-side table of two result documents (e.g. GIL vs no-GIL).
+
+    Every workload and variant of either file is shown; a cell of a variant
+    (or thread count) that only one file has is ``-``."""
+    la, lb = _label(a), _label(b)
+    out = [f"A = {la}   B = {lb}", "(- = not measured in that file)"]
+    wa_by = {w["name"]: w for w in a["workloads"] if w["kind"] == "throughput"}
+    wb_by = {w["name"]: w for w in b["workloads"] if w["kind"] == "throughput"}
+    names = list(wa_by) + [n for n in wb_by if n not in wa_by]
+    for name in names:
+        wa, wb = wa_by.get(name), wb_by.get(name)
+        ia = {(r["variant"], r["threads"]): r for r in (wa["results"] if wa else [])}
+        ib = {(r["variant"], r["threads"]): r for r in (wb["results"] if wb else [])}
+        keys = list(ia) + [k for k in ib if k not in ia]
         rows = []
-        for r in wa["results"]:
-            rb = idx.get((r["variant"], r["threads"]))
-            if rb is None:
-                continue
-            sa, sb = r["ops_per_sec"]["median"], rb["ops_per_sec"]["median"]
+        for key in keys:
+            ra, rb = ia.get(key), ib.get(key)
+            sa = ra["ops_per_sec"]["median"] if ra else float("nan")
+            sb = rb["ops_per_sec"]["median"] if rb else float("nan")
             rows.append(
                 [
-                    r["variant"],
-                    str(r["threads"]),
+                    key[0],
+                    str(key[1]),
                     human(sa),
                     human(sb),
-                    f"{sb / sa:.2f}" if sa else "-",
-                    f"{r['ratio_to_baseline']['median']:.2f}",
-                    f"{rb['ratio_to_baseline']['median']:.2f}",
+                    _ratio(sb / sa) if ra and rb and sa else "-",
+                    _ratio(ra["ratio_to_baseline"]["median"]) if ra else "-",
+                    _ratio(rb["ratio_to_baseline"]["median"]) if rb else "-",
                 ]
             )
-        if rows:
-            out.append(f"\n== {wa['group']} / {wa['name']} (baseline {wa['baseline']})")
-            out.append(
-                _table(
-                    ["variant", "threads", "A ops/s", "B ops/s", "B/A", "A x base", "B x base"],
-                    rows,
-                )
+        if not rows:
+            continue
+        first = wa or wb
+        assert first is not None
+        base_a, base_b = (wa or {}).get("baseline"), (wb or {}).get("baseline")
+        if base_a and base_b and base_a != base_b:
+            base = f"baseline A: {base_a}, B: {base_b}"
+        else:
+            base = f"baseline {base_a or base_b}"
+        out.append(f"\n== {first['group']} / {name} ({base})")
+        for label, w in (("A", wa), ("B", wb)):
+            if w is None:
+                out.append(f"(not in {label})")
+            elif w.get("baseline_note"):
+                out.append(f"({label}: {w['baseline_note']})")
+        out.append(
+            _table(
+                ["variant", "threads", "A ops/s", "B ops/s", "B/A", "A x base", "B x base"],
+                rows,
             )
+        )
     return "\n".join(out) + "\n"
 
 
@@ -160,9 +235,7 @@ def plot_results(docs: Sequence[dict[str, Any]], directory: str | Path) -> list[
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise RuntimeError(
-            "plotting needs matplotlib: pip install 'conctools[bench]' (or matplotlib)"
-        ) from exc
+        raise RuntimeError(f"plotting needs matplotlib: {MATPLOTLIB_HINT}") from exc
     outdir = Path(directory)
     outdir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []

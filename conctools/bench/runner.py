@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import __version__
 from .._runtime import runtime_info
+from .baselines import baseline_note
 from .harness import (
     MetricWorkload,
     Workload,
@@ -92,6 +93,7 @@ def run_throughput(
         "baseline": w.baseline,
         "unit": w.unit,
         "threads_note": w.threads_note,
+        "baseline_note": baseline_note(w.baseline),
         "variants": [{"name": v.name, "note": v.note} for v in w.variants],
         "results": rows,
     }

@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from hypothesis import strategies as st
+from .._internal.dist import install_hint
+
+try:
+    from hypothesis import strategies as st
+except ImportError as exc:  # tested with hypothesis hidden (tests/test_packaging.py)
+    raise ImportError(
+        "conctools.testing.strategies needs hypothesis, which is not installed; "
+        f"install the test extra: {install_hint('test')} (or pip install hypothesis)",
+        name=exc.name,
+    ) from exc
 
 from .scenario import Call, Scenario
 

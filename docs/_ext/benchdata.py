@@ -142,10 +142,17 @@ def find(doc: dict[str, Any], name: str) -> dict[str, Any] | None:
     return None
 
 
-def list_table(header: list[str], rows: list[list[str]], widths: str | None = None) -> list[str]:
+def list_table(
+    header: list[str],
+    rows: list[list[str]],
+    widths: str | None = None,
+    css_class: str | None = None,
+) -> list[str]:
     out = [".. list-table::", "   :header-rows: 1"]
     if widths:
         out.append(f"   :widths: {widths}")
+    if css_class:
+        out.append(f"   :class: {css_class}")
     out.append("")
 
     def cell(c: str) -> str:
@@ -331,9 +338,12 @@ class BenchGuide(_Base):
                 cells = []
                 for n in (1, 2, 4):
                     cells.append(_guide_ratio(w, variant, against, n))
-                row.append(" / ".join(cells) + f" vs {against or w['baseline']}")
+                # The build is named in the cell too: on narrow screens the
+                # table is shown as one card per row, without its header.
+                tag = "no GIL" if not d["runtime"]["gil_enabled"] else "GIL"
+                row.append(f"**{tag}:** " + " / ".join(cells) + f" vs {against or w['baseline']}")
             rows.append(row)
-        return self.render(list_table(header, rows))
+        return self.render(list_table(header, rows, css_class="bench-guide"))
 
 
 class BenchOverhead(_Base):
