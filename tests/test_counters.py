@@ -164,9 +164,7 @@ class NaiveResetCounter(StripedCounter):
         total = self.value()
         time.sleep(0.0001)  # a real pause widens the race window on every build
         with self._lock:
-            self._state.base = 0
-            for cell in self._per_thread.values():
-                cell._taken = cell._value
+            self._state.base = -sum(cell._value for cell in self._per_thread.values())
         return total
 
 
@@ -278,8 +276,8 @@ def test_perthread_registry_and_retirement() -> None:
 def test_concurrent_counter_basics() -> None:
     c: ConcurrentCounter[str] = ConcurrentCounter()
     assert c["x"] == 0
-    assert c.get("x") == 0
-    assert c.get("x", None) is None
+    assert c.get("x") is None  # like Counter.get (dict.get)
+    assert c.get("x", 0) == 0
     assert "x" not in c
     assert len(c) == 0
     c.increment("a")

@@ -99,19 +99,47 @@ class _Registry(Generic[T]):
 
 
 class _Token:
-    """Lives only in one thread's local namespace; retires the value on death."""
+    """Lives only in one thread's local namespace; retires the value on death.
+
+    ``__del__`` may run during interpreter finalization, after module globals
+    were cleared: it (and ``on_exit``) use only attributes, never globals.
+    """
 
     __slots__ = ("_key", "_registry")
 
-    def __init__(self, registry: _Registry[Any], key: int) -> None:
+    def __init__(self, registry: _Registry[Any]) -> None:
         self._registry: _Registry[Any] | None = registry
-        self._key = key
+        self._key: int | None = None  # set under the lock, before the value is live
 
     def __del__(self) -> None:
         registry = self._registry
-        if registry is not None:
+        key = self._key
+        if registry is not None and key is not None:
             self._registry = None
-            registry.retire(self._key)
+            registry.retire(key)
+
+
+def _can_own(
+    _get_ident: Callable[[], int] = threading.get_ident,
+    _active: dict[int, Any] = getattr(threading, "_active", {}),  # noqa: B008
+    _has_active: bool = hasattr(threading, "_active"),
+) -> bool:
+    """Whether the calling thread may own a value that its exit will retire.
+
+    A thread started by ``threading`` (or known to it: the main thread, a
+    foreign thread after ``threading.current_thread()``) is in
+    ``threading._active`` from before its target runs until after it
+    returns; its ``threading.local`` namespaces are cleared after that, during
+    its teardown. A value registered *during* the teardown (an increment from
+    a ``__del__`` that runs while the thread's locals are being cleared) would
+    land in a namespace that is never cleared again: such a thread, and a
+    foreign thread unknown to ``threading``, must not own a value. Keyed by
+    ``get_ident()`` but only for this instant: a thread identity is reused
+    only after the teardown of the thread that had it.
+    """
+    if not _has_active:  # an interpreter without threading._active: no check
+        return True
+    return _get_ident() in _active
 
 
 class PerThread(Generic[T]):
@@ -123,6 +151,11 @@ class PerThread(Generic[T]):
     ``local`` is the underlying ``threading.local``; the calling thread's
     value is ``local.value`` once registered. ``lock`` guards the registry and
     is held while ``on_exit`` runs.
+
+    :meth:`register` (and :meth:`get`) return ``None`` in a thread that
+    cannot own a value: one that is exiting (a ``__del__`` run during its
+    teardown) or that ``threading`` does not know. Callers then update shared
+    state under ``lock`` instead.
     """
 
     __slots__ = ("__weakref__", "_ids", "_registry", "factory", "local", "lock")
@@ -140,19 +173,25 @@ class PerThread(Generic[T]):
         self.lock = self._registry.lock
         self._ids = itertools.count()
 
-    def get(self) -> T:
-        """The calling thread's value, created on first use."""
+    def get(self) -> T | None:
+        """The calling thread's value, created on first use (``None``: see the class doc)."""
         try:
             value: T = self.local.value
         except AttributeError:
             return self.register()
         return value
 
-    def register(self) -> T:
+    def register(self) -> T | None:
         """Create, register and return the calling thread's value.
 
         Called by hot paths when ``local.value`` is missing. If the thread
-        already has a value, that value is returned.
+        already has a value, that value is returned; ``None`` if the thread
+        cannot own one (exiting, or unknown to ``threading``).
+
+        Every step is recorded so that an exception at any point (a signal
+        handler raising) leaves nothing that is never retired: the token is
+        in the thread's namespace before the value joins the registry, and
+        knows its key from the moment the value is live.
         """
         local = self.local
         try:
@@ -161,15 +200,19 @@ class PerThread(Generic[T]):
             pass
         else:
             return existing
+        if not _can_own():
+            return None
         value = self.factory()  # outside the lock: user-visible code may run
         registry = self._registry
+        token = _Token(registry)
+        local.token = token  # drops an older token (of an interrupted call): retires it
         with registry.lock:
             key = next(self._ids)
+            token._key = key
             registry.live[key] = value
             if registry.on_register is not None:
                 registry.on_register(value)
         local.value = value
-        local.token = _Token(registry, key)
         return value
 
     def values(self) -> list[T]:
