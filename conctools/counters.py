@@ -393,6 +393,8 @@ class _CounterState(Generic[K]):
 
     def add_shard(self, shard: ConcurrentCounterHandle[K]) -> None:
         base, shards = self.view
+        if any(s is shard for s in shards):  # idempotent: a registration may be repeated
+            return
         self.view = (base, (*shards, shard))
 
     def retire(self, shard: ConcurrentCounterHandle[K]) -> None:

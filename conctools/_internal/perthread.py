@@ -44,11 +44,12 @@ Rules for users of this module
 * ``factory`` runs outside any lock. ``on_register(value)`` runs with ``lock``
   held, in the registering thread, right after the value joins the registry
   (use it to publish a copy-on-write view of the values for lock-free
-  readers). ``on_exit(value)`` runs with ``lock``
-  held (an ``RLock``), in whatever thread drops the token (normally the exiting
-  thread, during its teardown; or the thread that drops the last reference to
-  the ``PerThread``). It must be short, must not block, and must not touch the
-  ``PerThread``'s other methods except through the registry it is given.
+  readers); it must be idempotent (an interrupted registration repeats it).
+  ``on_exit(value)`` runs with ``lock`` held (an ``RLock``), in whatever
+  thread drops the token (normally the exiting thread, during its teardown;
+  or the thread that drops the last reference to the ``PerThread``). It must
+  be short, must not block, and must not touch the ``PerThread``'s other
+  methods except through the registry it is given.
 * ``on_exit`` must not reference the ``PerThread`` or its owner (that would
   keep them alive through the tokens: a reference cycle through
   ``threading.local``); bind it to a separate state object instead.
@@ -105,15 +106,19 @@ class _Token:
     were cleared: it (and ``on_exit``) use only attributes, never globals.
     """
 
-    __slots__ = ("_key", "_registry")
+    __slots__ = ("_key", "_registry", "pending")
 
     def __init__(self, registry: _Registry[Any]) -> None:
         self._registry: _Registry[Any] | None = registry
         self._key: int | None = None  # set under the lock, before the value is live
+        self.pending: Any = None  # the value being registered (kept: it is the thread's)
 
     def __del__(self) -> None:
-        registry = self._registry
-        key = self._key
+        try:
+            registry = self._registry
+            key = self._key
+        except AttributeError:  # __init__ was interrupted: nothing was registered
+            return
         if registry is not None and key is not None:
             self._registry = None
             registry.retire(key)
@@ -188,10 +193,13 @@ class PerThread(Generic[T]):
         already has a value, that value is returned; ``None`` if the thread
         cannot own one (exiting, or unknown to ``threading``).
 
-        Every step is recorded so that an exception at any point (a signal
-        handler raising) leaves nothing that is never retired: the token is
-        in the thread's namespace before the value joins the registry, and
-        knows its key from the moment the value is live.
+        Restartable: an exception at any point (a signal handler raising)
+        leaves a state that the next call completes, and nothing registered
+        that is never retired. The token goes into the thread's namespace
+        first and keeps the value it is registering (``pending``); the key
+        is recorded on the token before the value joins ``live``; the
+        registry insertion and ``on_register`` (which must be idempotent)
+        are repeated by the next call.
         """
         local = self.local
         try:
@@ -202,14 +210,20 @@ class PerThread(Generic[T]):
             return existing
         if not _can_own():
             return None
-        value = self.factory()  # outside the lock: user-visible code may run
         registry = self._registry
-        token = _Token(registry)
-        local.token = token  # drops an older token (of an interrupted call): retires it
+        try:
+            token: _Token = local.token  # left by an interrupted call
+        except AttributeError:
+            token = _Token(registry)
+            local.token = token
+        value: T | None = token.pending
+        if value is None:
+            value = self.factory()  # outside the lock: user-visible code may run
+            token.pending = value
         with registry.lock:
-            key = next(self._ids)
-            token._key = key
-            registry.live[key] = value
+            if token._key is None:
+                token._key = next(self._ids)
+            registry.live[token._key] = value
             if registry.on_register is not None:
                 registry.on_register(value)
         local.value = value
