@@ -530,15 +530,18 @@ class ConcurrentCounter(Generic[K]):
     def __init__(
         self, iterable: Iterable[K] | Mapping[K, int] | None = None, /, **kwds: int
     ) -> None:
-        state: _CounterState[K] = _CounterState()
-        per_thread: PerThread[ConcurrentCounterHandle[K]] = PerThread(
-            ConcurrentCounterHandle, state.retire, on_register=state.add_shard
-        )
-        self._per_thread = per_thread
-        self._local = per_thread.local
-        self._lock = per_thread.lock
-        self._write_lock = threading.Lock()
-        self._state = state
+        try:
+            self._state  # noqa: B018  (``__init__`` called again: add, as Counter does)
+        except AttributeError:
+            state: _CounterState[K] = _CounterState()
+            per_thread: PerThread[ConcurrentCounterHandle[K]] = PerThread(
+                ConcurrentCounterHandle, state.retire, on_register=state.add_shard
+            )
+            self._per_thread = per_thread
+            self._local = per_thread.local
+            self._lock = per_thread.lock
+            self._write_lock = threading.Lock()
+            self._state = state
         if iterable is not None or kwds:
             self.update(iterable, **kwds)
 
@@ -799,8 +802,9 @@ class ConcurrentCounter(Generic[K]):
             state.view = ({}, live)
 
     def _rewrite(self, target: collections.Counter[K], before: collections.Counter[K]) -> None:
-        """Apply ``target - before`` key by key (write lock held)."""
-        for key in set(before) | set(target):
+        """Apply ``target - before`` key by key (write lock held), in the
+        target's order (new keys are then listed in ``Counter``'s order)."""
+        for key in [*target, *(k for k in before if k not in target)]:
             want = target[key]
             if want != before[key]:
                 self._set(key, want)
