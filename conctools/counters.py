@@ -530,9 +530,7 @@ class ConcurrentCounter(Generic[K]):
     def __init__(
         self, iterable: Iterable[K] | Mapping[K, int] | None = None, /, **kwds: int
     ) -> None:
-        try:
-            self._state  # noqa: B018  (``__init__`` called again: add, as Counter does)
-        except AttributeError:
+        if getattr(self, "_state", None) is None:  # else ``__init__`` called again: add
             state: _CounterState[K] = _CounterState()
             per_thread: PerThread[ConcurrentCounterHandle[K]] = PerThread(
                 ConcurrentCounterHandle, state.retire, on_register=state.add_shard

@@ -46,8 +46,9 @@ Rules for users of this module
   (use it to publish a copy-on-write view of the values for lock-free
   readers); it must be idempotent (an interrupted registration repeats it).
   ``on_exit(value)`` runs with ``lock`` held (an ``RLock``), in whatever
-  thread drops the token (normally the exiting thread, during its teardown;
-  or the thread that drops the last reference to the ``PerThread``). It must
+  thread drops the token (the exiting thread, during its teardown). When the
+  ``PerThread`` itself is destroyed, the values of the threads still alive
+  are dropped without ``on_exit`` (there is nothing left to fold them into). It must
   be short, must not block, and must not touch the ``PerThread``'s other
   methods except through the registry it is given.
 * ``on_exit`` must not reference the ``PerThread`` or its owner (that would
@@ -66,6 +67,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -106,9 +108,10 @@ class _Token:
     were cleared: it (and ``on_exit``) use only attributes, never globals.
     """
 
-    __slots__ = ("_key", "_registry", "pending")
+    __slots__ = ("_key", "_owner", "_registry", "pending")
 
-    def __init__(self, registry: _Registry[Any]) -> None:
+    def __init__(self, registry: _Registry[Any], owner: weakref.ref[Any]) -> None:
+        self._owner = owner  # the PerThread, weakly: once it is gone, nothing to retire into
         self._registry: _Registry[Any] | None = registry
         self._key: int | None = None  # set under the lock, before the value is live
         self.pending: Any = None  # the value being registered (kept: it is the thread's)
@@ -117,7 +120,10 @@ class _Token:
         try:
             registry = self._registry
             key = self._key
+            owner = self._owner
         except AttributeError:  # __init__ was interrupted: nothing was registered
+            return
+        if owner() is None:  # the PerThread (and its owner's state) is being destroyed
             return
         if registry is not None and key is not None:
             self._registry = None
@@ -214,7 +220,7 @@ class PerThread(Generic[T]):
         try:
             token: _Token = local.token  # left by an interrupted call
         except AttributeError:
-            token = _Token(registry)
+            token = _Token(registry, weakref.ref(self))
             local.token = token
         value: T | None = token.pending
         if value is None:
