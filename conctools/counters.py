@@ -478,7 +478,8 @@ class ConcurrentCounter(Generic[K]):
     is confined to the thread that obtained it. Keys' ``__hash__``/``__eq__``
     run without any lock held during increments and reads; compound writes
     (below) run them under the write lock, which only other compound writes
-    take; the merge of exited threads' shards runs them under the internal
+    take; the merge of exited threads' shards, and the adds of a thread that
+    cannot own a shard (see the module doc), run them under the internal
     registry lock.
 
     **Atomic operations.** Each increment is atomic; ``update`` and
