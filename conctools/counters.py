@@ -725,21 +725,27 @@ class ConcurrentCounter(Generic[K]):
         counts: dict[K, int] = shard._counts
         return counts
 
-    def _set(self, key: K, n: int) -> int:
-        """Make the count of ``key`` ``n``; return the previous count. Write lock held.
+    def _apply(self, key: K, delta: int) -> None:
+        """Add ``delta`` to this thread's count of ``key`` (write lock held).
 
-        One store: the delta goes into this thread's dict in a single
-        assignment, so an exception leaves the count old or new.
+        One store, so an exception leaves the count old or new. Compound
+        writes always add a *difference to what they read* (never store an
+        absolute count): an increment that lands after the read is kept on
+        top, one that landed before it is part of what was read.
         """
-        cur = self._count(key)
-        if n != cur:
+        if delta:
             d = self._own_counts()
-            shared = d is self._state.shared._counts
-            if shared:  # written only under the registry lock
+            if d is self._state.shared._counts:  # written only under the registry lock
                 with self._lock:
-                    d[key] = d.get(key, 0) + (n - cur)
+                    d[key] = d.get(key, 0) + delta
             else:
-                d[key] = d.get(key, 0) + (n - cur)
+                d[key] = d.get(key, 0) + delta
+
+    def _set(self, key: K, n: int) -> int:
+        """Make the count of ``key`` ``n``; return the previous count (one read).
+        Write lock held."""
+        cur = self._count(key)
+        self._apply(key, n - cur)
         return cur
 
     def __setitem__(self, key: K, n: int) -> None:
@@ -784,10 +790,10 @@ class ConcurrentCounter(Generic[K]):
             default = _check_delta(default, "default")
         hash(key)
         with self._write_lock:
-            cur = self._count(key)
+            cur = self._count(key)  # one read decides and sizes the write
             if cur:
                 return cur
-            self._set(key, default)
+            self._apply(key, default)
             return default
 
     def clear(self) -> None:
@@ -802,11 +808,10 @@ class ConcurrentCounter(Generic[K]):
 
     def _rewrite(self, target: collections.Counter[K], before: collections.Counter[K]) -> None:
         """Apply ``target - before`` key by key (write lock held), in the
-        target's order (new keys are then listed in ``Counter``'s order)."""
+        target's order (new keys are then listed in ``Counter``'s order).
+        Increments that land after ``before`` was read are kept on top."""
         for key in [*target, *(k for k in before if k not in target)]:
-            want = target[key]
-            if want != before[key]:
-                self._set(key, want)
+            self._apply(key, target[key] - before[key])
 
     def _inplace(self, other: object, op: str) -> ConcurrentCounter[K]:
         o = _as_counter(other)

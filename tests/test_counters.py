@@ -1068,3 +1068,58 @@ def test_compound_writes_linearizable(scenario: Scenario) -> None:
     post = (Call("__getitem__", ("a",)), Call("__getitem__", ("b",)), Call("total"))
     s = Scenario(init=scenario.init, threads=scenario.threads, post=post)
     assert_linearizable(s, ConcurrentCounter, CounterSpec, trials=3)
+
+
+class IncrementAfterRead(ConcurrentCounter[str]):
+    """Another thread increments right after each compound write's read."""
+
+    armed = False
+
+    def _count(self, key: str) -> int:
+        n = super()._count(key)
+        self._race(key)
+        return n
+
+    def snapshot(self) -> collections.Counter[str]:
+        snap = super().snapshot()
+        self._race("a")
+        return snap
+
+    def _race(self, key: str) -> None:
+        if self.armed:
+            self.armed = False
+            t = threading.Thread(target=self.increment, args=(key,))
+            t.start()
+            t.join()
+
+
+@pytest.mark.parametrize(
+    ("op", "want"),
+    [
+        (lambda c: c.setdefault("a", 2), 3),
+        (lambda c: c.__setitem__("a", 5), 6),
+        (lambda c: c.__iadd__(collections.Counter(a=2)), 3),
+        (lambda c: c.__ior__(collections.Counter(a=2)), 3),
+    ],
+    ids=["setdefault", "setitem", "iadd", "ior"],
+)
+def test_an_increment_after_a_compound_write_read_is_kept(op: Any, want: int) -> None:
+    """The write adds a difference to what it read (one read), so an increment
+    landing after that read is kept on top, never overwritten."""
+    c = IncrementAfterRead()
+    c.armed = True
+    op(c)
+    assert c["a"] == want
+
+
+def test_compound_writes_linearizable_found_case() -> None:
+    """A history hypothesis found when setdefault read the count twice."""
+    s = Scenario(
+        init=(Call("__delitem__", ("a",)),),
+        threads=(
+            (Call("pop", ("a", 0)), Call("setdefault", ("a", 2))),
+            (Call("increment", ("a", 1)),),
+        ),
+        post=(Call("__getitem__", ("a",)), Call("total")),
+    )
+    assert_linearizable(s, ConcurrentCounter, CounterSpec, trials=40)
