@@ -57,9 +57,11 @@ class AtomicInt:
     and ordering against ints and other ``AtomicInt`` (compared by value),
     binary arithmetic (``a + 1`` returns a plain ``int`` computed from one read
     of the value). It is mutable, so it is unhashable (``__hash__`` is
-    ``None``). In-place operators ``+= -= *= //= %= |= &= ^= <<= >>=`` are
-    atomic updates of this object (they return it, so the name stays bound to
-    the atomic); their right operand must be an int or an ``AtomicInt``.
+    ``None``). In-place operators ``+= -= *= //= %= **= |= &= ^= <<= >>=``
+    are atomic updates of this object (they return it, so the name stays bound
+    to the atomic); their right operand must be an int or an ``AtomicInt``
+    (``**=`` a non-negative one); ``/=`` raises ``TypeError`` (the result
+    would not be an int).
     ``copy.copy``, ``copy.deepcopy`` and pickling give a new, independent
     ``AtomicInt`` with the current value. Subclasses may add attributes.
 
@@ -243,6 +245,18 @@ class AtomicInt:
         with self._lock:
             self._value = self._value >> n
         return self
+
+    def __ipow__(self, other: object) -> AtomicInt:
+        n = _operand(other)
+        if n < 0:
+            raise ValueError("AtomicInt **= needs a non-negative exponent (the result is an int)")
+        with self._lock:
+            self._value = self._value**n
+        return self
+
+    def __itruediv__(self, other: object) -> AtomicInt:
+        # Without this, ``a /= 2`` would rebind ``a`` to a plain float.
+        raise TypeError("an AtomicInt holds an int: use //= (or AtomicFloat)")
 
     # -- int-like reads (one read of the value) ---------------------------------
 

@@ -534,6 +534,13 @@ def test_atomic_int_inplace_operators_update_the_atomic() -> None:
     assert a is ref and a.get() == 15 and type(a.get()) is int
     a += Color.RED
     assert a.get() == 18 and type(a.get()) is int
+    a **= 2
+    assert a is ref and a.get() == 324
+    with pytest.raises(TypeError):
+        a /= 2
+    with pytest.raises(ValueError):
+        a **= -1
+    assert a is ref and a.get() == 324
 
 
 @pytest.mark.parametrize("bad", [1.5, "1", None, True, Fraction(1)], ids=repr)

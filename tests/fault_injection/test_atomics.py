@@ -159,6 +159,7 @@ INPLACE_CASES: list[tuple[str, int, Callable[[int], int]]] = [
     ("__ixor__", 1, lambda s: s ^ 1),
     ("__ilshift__", 1, lambda s: s << 1),
     ("__irshift__", 1, lambda s: s >> 1),
+    ("__ipow__", 1, lambda s: s),
 ]
 
 
