@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ._internal.sentinel import MISSING
 from ._runtime import RuntimeInfo, free_threaded_build, gil_enabled, runtime_info
-from .atomic import AtomicInt, AtomicRef
+from .atomic import AtomicBool, AtomicFloat, AtomicInt, AtomicRef
 from .cache import CacheInfo, CacheStats, ConcurrentCache, cached
 from .counters import (
     ConcurrentCounter,
@@ -24,6 +24,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MISSING",
+    "AtomicBool",
+    "AtomicFloat",
     "AtomicInt",
     "AtomicRef",
     "CacheInfo",

@@ -1,27 +1,32 @@
-"""Atomic variables: :class:`AtomicInt` and :class:`AtomicRef`.
+"""Atomic variables: ``AtomicInt``, ``AtomicBool``, ``AtomicFloat`` and ``AtomicRef``.
 
 Pure Python has no compare-and-swap instruction, so each atomic holds a small
-``threading.Lock`` held only for the few bytecodes of a read-modify-write. User
-functions passed to ``update`` run *outside* that lock (optimistic retry), so a
-slow or re-entrant function never blocks other threads.
+``threading.Lock`` held only for the few bytecodes of a read-modify-write,
+always as ``with lock:`` (an exception delivered by a signal handler cannot
+leave it held). User functions passed to ``update`` run *outside* that lock
+(optimistic retry), so a slow or re-entrant function never blocks other
+threads.
+
+This module is the reference implementation: an accelerated version must
+keep every documented behaviour, including the bad-input errors.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["AtomicInt", "AtomicRef"]
+__all__ = ["AtomicBool", "AtomicFloat", "AtomicInt", "AtomicRef"]
 
 T = TypeVar("T")
 
 # Module-level aliases: on the free-threaded 3.13 build (no specialising
 # interpreter) a module global is found one dict lookup sooner than a builtin.
-# Likewise ``lock.acquire()``/``try``/``finally`` is ~25% cheaper there than
-# ``with lock:``. These are the hot paths.
 _type = type
 _int = int
+_float = float
 
 
 def _check_int(value: object, what: str = "value") -> int:
@@ -29,6 +34,13 @@ def _check_int(value: object, what: str = "value") -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return int(value)
     raise TypeError(f"{what} must be an int, not {type(value).__name__}")
+
+
+def _operand(value: object) -> int:
+    """Right operand of an in-place operator: an int (not bool) or an AtomicInt."""
+    if isinstance(value, AtomicInt):
+        return value._value
+    return _check_int(value, "operand")
 
 
 class AtomicInt:
@@ -40,19 +52,35 @@ class AtomicInt:
     of ``int`` subclasses (``IntEnum`` members...) are accepted and stored as
     plain ``int``. A rejected call changes nothing.
 
+    It behaves like an ``int`` where that is safe: ``int(a)``, ``operator.index(a)``
+    (so ``range(a)``, ``lst[a]``), ``bool(a)``, ``format(a, "05d")``, ``==``
+    and ordering against ints and other ``AtomicInt`` (compared by value),
+    binary arithmetic (``a + 1`` returns a plain ``int`` computed from one read
+    of the value). It is mutable, so it is unhashable (``__hash__`` is
+    ``None``). In-place operators ``+= -= *= //= %= **= |= &= ^= <<= >>=``
+    are atomic updates of this object (they return it, so the name stays bound
+    to the atomic); their right operand must be an int or an ``AtomicInt``
+    (``**=`` a non-negative one); ``/=`` raises ``TypeError`` (the result
+    would not be an int).
+    ``copy.copy``, ``copy.deepcopy`` and pickling give a new, independent
+    ``AtomicInt`` with the current value. Subclasses may add attributes.
+
     **Thread safety.** All methods may be called from any number of threads
     at once. Every operation is linearizable: it takes effect at a single
     instant between its call and its return.
 
     **Atomic operations.** ``get``, ``set``, ``increment``, ``decrement``,
-    ``add_and_get``, ``get_and_add``, ``get_and_set`` and ``compare_and_set``
-    are each atomic. ``compare_and_set(expected, new)`` compares by value
-    (``==``). ``update(fn)`` is atomic too, but optimistic: it reads the value
-    ``v``, calls ``fn(v)`` *without holding any lock*, and installs the result
-    only if the value is still ``v``; otherwise it retries, so **fn may be
-    called more than once** under contention and must be free of side effects
-    (as in Java's ``updateAndGet``). ``fn`` is never called while a lock is
-    held.
+    ``add_and_get``, ``get_and_add``, ``get_and_set``, ``compare_and_set`` and
+    the in-place operators are each atomic. ``compare_and_set(expected,
+    new)`` compares by value (``==``). ``update(fn)`` is atomic too, but
+    optimistic: it reads the value ``v``, calls ``fn(v)`` *without holding any
+    lock*, and installs the result only if the value is still ``v``;
+    otherwise it retries, so **fn may be called more than once** under
+    contention and must be free of side effects (as in Java's
+    ``updateAndGet``). ``fn`` is never called while a lock is held.
+    Comparisons, arithmetic and conversions read the value once. An
+    exception raised by a signal handler inside any call (``KeyboardInterrupt``)
+    leaves the update either fully applied or not applied, and the lock free.
 
     **Iteration.** Not iterable. ``int(a)`` is ``a.get()``.
 
@@ -81,73 +109,49 @@ class AtomicInt:
         """Replace the value."""
         if _type(value) is not _int:
             value = _check_int(value)
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             self._value = value
-        finally:
-            lock.release()
 
     def increment(self, delta: int = 1) -> int:
         """Add ``delta`` (default 1) and return the new value."""
         if _type(delta) is not _int:
             delta = _check_int(delta, "delta")
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             self._value = v = self._value + delta
-        finally:
-            lock.release()
         return v
 
     def decrement(self, delta: int = 1) -> int:
         """Subtract ``delta`` (default 1) and return the new value."""
         if _type(delta) is not _int:
             delta = _check_int(delta, "delta")
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             self._value = v = self._value - delta
-        finally:
-            lock.release()
         return v
 
     def add_and_get(self, delta: int) -> int:
         """Add ``delta`` and return the new value."""
         if _type(delta) is not _int:
             delta = _check_int(delta, "delta")
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             self._value = v = self._value + delta
-        finally:
-            lock.release()
         return v
 
     def get_and_add(self, delta: int) -> int:
         """Add ``delta`` and return the previous value."""
         if _type(delta) is not _int:
             delta = _check_int(delta, "delta")
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             old = self._value
             self._value = old + delta
-        finally:
-            lock.release()
         return old
 
     def get_and_set(self, value: int) -> int:
         """Replace the value and return the previous one."""
         if _type(value) is not _int:
             value = _check_int(value)
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             old = self._value
             self._value = value
-        finally:
-            lock.release()
         return old
 
     def compare_and_set(self, expected: int, new: int) -> bool:
@@ -156,14 +160,10 @@ class AtomicInt:
             expected = _check_int(expected, "expected")
         if _type(new) is not _int:
             new = _check_int(new, "new")
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             if self._value != expected:
                 return False
             self._value = new
-        finally:
-            lock.release()
         return True
 
     def update(self, fn: Callable[[int], int]) -> int:
@@ -179,20 +179,495 @@ class AtomicInt:
             new = fn(cur)
             if _type(new) is not _int:
                 new = _check_int(new, "update function result")
-            lock = self._lock
-            lock.acquire()
-            try:
+            with self._lock:
                 if self._value == cur:
                     self._value = new
                     return new
-            finally:
-                lock.release()
+
+    # -- in-place operators: atomic updates of this object ----------------------
+
+    def __iadd__(self, other: object) -> AtomicInt:
+        n = _operand(other)
+        with self._lock:
+            self._value = self._value + n
+        return self
+
+    def __isub__(self, other: object) -> AtomicInt:
+        n = _operand(other)
+        with self._lock:
+            self._value = self._value - n
+        return self
+
+    def __imul__(self, other: object) -> AtomicInt:
+        n = _operand(other)
+        with self._lock:
+            self._value = self._value * n
+        return self
+
+    def __ifloordiv__(self, other: object) -> AtomicInt:
+        n = _operand(other)
+        with self._lock:
+            self._value = self._value // n
+        return self
+
+    def __imod__(self, other: object) -> AtomicInt:
+        n = _operand(other)
+        with self._lock:
+            self._value = self._value % n
+        return self
+
+    def __ior__(self, other: object) -> AtomicInt:
+        n = _operand(other)
+        with self._lock:
+            self._value = self._value | n
+        return self
+
+    def __iand__(self, other: object) -> AtomicInt:
+        n = _operand(other)
+        with self._lock:
+            self._value = self._value & n
+        return self
+
+    def __ixor__(self, other: object) -> AtomicInt:
+        n = _operand(other)
+        with self._lock:
+            self._value = self._value ^ n
+        return self
+
+    def __ilshift__(self, other: object) -> AtomicInt:
+        n = _operand(other)
+        with self._lock:
+            self._value = self._value << n
+        return self
+
+    def __irshift__(self, other: object) -> AtomicInt:
+        n = _operand(other)
+        with self._lock:
+            self._value = self._value >> n
+        return self
+
+    def __ipow__(self, other: object) -> AtomicInt:
+        n = _operand(other)
+        if n < 0:
+            raise ValueError("AtomicInt **= needs a non-negative exponent (the result is an int)")
+        with self._lock:
+            self._value = self._value**n
+        return self
+
+    def __itruediv__(self, other: object) -> AtomicInt:
+        # Without this, ``a /= 2`` would rebind ``a`` to a plain float.
+        raise TypeError("an AtomicInt holds an int: use //= (or AtomicFloat)")
+
+    # -- int-like reads (one read of the value) ---------------------------------
 
     def __int__(self) -> int:
         return self._value
 
+    def __index__(self) -> int:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return self._value != 0
+
+    def __float__(self) -> float:
+        return float(self._value)
+
+    def __format__(self, spec: str) -> str:
+        return format(self._value, spec)
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._value!r})"
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like list
+
+    @staticmethod
+    def _other(other: object) -> Any:
+        """The value to compare/compute with, or NotImplemented."""
+        if isinstance(other, AtomicInt):
+            return other._value
+        if isinstance(other, (int, float, complex)) or _is_number(other):
+            return other
+        return NotImplemented
+
+    def __eq__(self, other: object) -> bool:
+        o = self._other(other)
+        return NotImplemented if o is NotImplemented else bool(self._value == o)
+
+    def __ne__(self, other: object) -> bool:
+        o = self._other(other)
+        return NotImplemented if o is NotImplemented else bool(self._value != o)
+
+    def __lt__(self, other: object) -> bool:
+        o = self._other(other)
+        return NotImplemented if o is NotImplemented else bool(self._value < o)
+
+    def __le__(self, other: object) -> bool:
+        o = self._other(other)
+        return NotImplemented if o is NotImplemented else bool(self._value <= o)
+
+    def __gt__(self, other: object) -> bool:
+        o = self._other(other)
+        return NotImplemented if o is NotImplemented else bool(self._value > o)
+
+    def __ge__(self, other: object) -> bool:
+        o = self._other(other)
+        return NotImplemented if o is NotImplemented else bool(self._value >= o)
+
+    # -- binary arithmetic: a plain result computed from one read ---------------
+
+    def __add__(self, other: object) -> Any:
+        o = self._other(other)
+        return NotImplemented if o is NotImplemented else self._value + o
+
+    def __radd__(self, other: object) -> Any:
+        o = self._other(other)
+        return NotImplemented if o is NotImplemented else o + self._value
+
+    def __sub__(self, other: object) -> Any:
+        o = self._other(other)
+        return NotImplemented if o is NotImplemented else self._value - o
+
+    def __rsub__(self, other: object) -> Any:
+        o = self._other(other)
+        return NotImplemented if o is NotImplemented else o - self._value
+
+    def __mul__(self, other: object) -> Any:
+        o = self._other(other)
+        return NotImplemented if o is NotImplemented else self._value * o
+
+    def __rmul__(self, other: object) -> Any:
+        o = self._other(other)
+        return NotImplemented if o is NotImplemented else o * self._value
+
+    def __floordiv__(self, other: object) -> Any:
+        o = self._other(other)
+        return NotImplemented if o is NotImplemented else self._value // o
+
+    def __rfloordiv__(self, other: object) -> Any:
+        o = self._other(other)
+        return NotImplemented if o is NotImplemented else o // self._value
+
+    def __truediv__(self, other: object) -> Any:
+        o = self._other(other)
+        return NotImplemented if o is NotImplemented else self._value / o
+
+    def __rtruediv__(self, other: object) -> Any:
+        o = self._other(other)
+        return NotImplemented if o is NotImplemented else o / self._value
+
+    def __mod__(self, other: object) -> Any:
+        o = self._other(other)
+        return NotImplemented if o is NotImplemented else self._value % o
+
+    def __rmod__(self, other: object) -> Any:
+        o = self._other(other)
+        return NotImplemented if o is NotImplemented else o % self._value
+
+    def __pow__(self, other: object) -> Any:
+        o = self._other(other)
+        return NotImplemented if o is NotImplemented else self._value**o
+
+    def __rpow__(self, other: object) -> Any:
+        o = self._other(other)
+        return NotImplemented if o is NotImplemented else o**self._value
+
+    def __and__(self, other: object) -> Any:
+        o = _int_other(other)
+        return NotImplemented if o is NotImplemented else self._value & o
+
+    __rand__ = __and__
+
+    def __or__(self, other: object) -> Any:
+        o = _int_other(other)
+        return NotImplemented if o is NotImplemented else self._value | o
+
+    __ror__ = __or__
+
+    def __xor__(self, other: object) -> Any:
+        o = _int_other(other)
+        return NotImplemented if o is NotImplemented else self._value ^ o
+
+    __rxor__ = __xor__
+
+    def __lshift__(self, other: object) -> Any:
+        o = _int_other(other)
+        return NotImplemented if o is NotImplemented else self._value << o
+
+    def __rlshift__(self, other: object) -> Any:
+        o = _int_other(other)
+        return NotImplemented if o is NotImplemented else o << self._value
+
+    def __rshift__(self, other: object) -> Any:
+        o = _int_other(other)
+        return NotImplemented if o is NotImplemented else self._value >> o
+
+    def __rrshift__(self, other: object) -> Any:
+        o = _int_other(other)
+        return NotImplemented if o is NotImplemented else o >> self._value
+
+    def __neg__(self) -> int:
+        return -self._value
+
+    def __pos__(self) -> int:
+        return +self._value
+
+    def __abs__(self) -> int:
+        return abs(self._value)
+
+    def __invert__(self) -> int:
+        return ~self._value
+
+    # -- copy and pickle: a new, independent atomic ------------------------------
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _reduce(self, self._value)
+
+
+def _is_number(obj: object) -> bool:
+    import numbers
+
+    return isinstance(obj, numbers.Number)
+
+
+def _int_other(other: object) -> Any:
+    if isinstance(other, AtomicInt):
+        return other._value
+    if isinstance(other, int):
+        return other
+    return NotImplemented
+
+
+def _reduce(obj: Any, value: object) -> tuple[Any, ...]:
+    """``__reduce__`` of an atomic: the class, its current value, extra state."""
+    state = getattr(obj, "__dict__", None)
+    if state:
+        return (type(obj), (value,), state)
+    return (type(obj), (value,))
+
+
+class AtomicBool:
+    """A bool that threads update atomically, like Java's ``AtomicBoolean``.
+
+    Values must be ``bool`` (``True``/``False``): ints, ``None`` and other
+    objects raise ``TypeError`` and change nothing (``AtomicBool(1)`` is
+    almost always a confusion with :class:`AtomicInt`). ``bool(b)`` is
+    ``b.get()``; ``==`` compares by value with bools and other
+    ``AtomicBool``; it is mutable, so unhashable. ``copy``, ``deepcopy`` and
+    pickling give a new, independent ``AtomicBool``.
+
+    **Thread safety.** All methods may be called from any number of threads
+    at once. Every operation is linearizable.
+
+    **Atomic operations.** ``get``, ``set``, ``get_and_set``,
+    ``compare_and_set`` and ``toggle`` are each atomic. The classic use is a
+    one-shot flag: ``if flag.compare_and_set(False, True):`` is true in
+    exactly one of the threads racing on it (so is ``not flag.get_and_set(True)``).
+
+    **Iteration.** Not iterable.
+
+    **Blocking and timeouts.** No call blocks for longer than another
+    thread's few-bytecode critical section; there is nothing to time out.
+
+    **Complexity.** Every operation is O(1); each update acquires an
+    uncontended lock once.
+    """
+
+    __slots__ = ("__weakref__", "_lock", "_value")
+
+    def __init__(self, value: bool = False) -> None:
+        self._value = _check_bool(value)
+        self._lock = threading.Lock()
+
+    def get(self) -> bool:
+        """The current value."""
+        return self._value
+
+    def set(self, value: bool) -> None:
+        """Replace the value."""
+        value = _check_bool(value)
+        with self._lock:
+            self._value = value
+
+    def get_and_set(self, value: bool) -> bool:
+        """Replace the value and return the previous one."""
+        value = _check_bool(value)
+        with self._lock:
+            old = self._value
+            self._value = value
+        return old
+
+    def compare_and_set(self, expected: bool, new: bool) -> bool:
+        """Set the value to ``new`` if it is ``expected``; return whether it did."""
+        expected = _check_bool(expected, "expected")
+        new = _check_bool(new, "new")
+        with self._lock:
+            if self._value is not expected:
+                return False
+            self._value = new
+        return True
+
+    def toggle(self) -> bool:
+        """Flip the value and return the *new* value."""
+        with self._lock:
+            self._value = v = not self._value
+        return v
+
+    def __bool__(self) -> bool:
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, AtomicBool):
+            return self._value is other._value
+        if isinstance(other, bool):
+            return self._value is other
+        return NotImplemented
+
+    def __ne__(self, other: object) -> bool:
+        eq = self.__eq__(other)
+        return NotImplemented if eq is NotImplemented else not eq
+
+    __hash__ = None  # type: ignore[assignment]  # mutable
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._value!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _reduce(self, self._value)
+
+
+def _check_bool(value: object, what: str = "value") -> bool:
+    if isinstance(value, bool):  # bool cannot be subclassed: True or False
+        return value
+    raise TypeError(f"{what} must be a bool, not {type(value).__name__}")
+
+
+def _check_float(value: object, what: str = "value") -> float:
+    """Accept float, int (not bool) and their subclasses; store a plain float."""
+    if isinstance(value, float):
+        return value if _type(value) is _float else float(value)
+    if isinstance(value, (float, int)) and not isinstance(value, bool):
+        return float(value)
+    raise TypeError(f"{what} must be a float or an int, not {type(value).__name__}")
+
+
+def _same_float(a: float, b: float) -> bool:
+    """Bit-for-bit equality, as Java's ``AtomicDouble``: -0.0 differs from 0.0,
+    NaN matches NaN (so compare-and-set loops terminate on NaN)."""
+    if a == b:
+        return a != 0.0 or math.copysign(1.0, a) == math.copysign(1.0, b)
+    return math.isnan(a) and math.isnan(b)
+
+
+class AtomicFloat:
+    """A float that threads update atomically (``add`` never loses an update).
+
+    Values are Python floats; ``int`` values and deltas (not ``bool``) are
+    converted with ``float()``, anything else raises ``TypeError`` and changes
+    nothing. ``float(x)`` is ``x.get()``. ``copy``, ``deepcopy`` and pickling
+    give a new, independent ``AtomicFloat``. ``==`` is identity (it is a
+    mutable container, like :class:`AtomicRef`); compare ``x.get()``.
+
+    **Thread safety.** All methods may be called from any number of threads
+    at once. Every operation is linearizable.
+
+    **Atomic operations.** ``get``, ``set``, ``add``, ``get_and_add``,
+    ``get_and_set`` and ``compare_and_set`` are each atomic. ``add`` is the
+    reason to use this class: ``x += d`` on a shared float loses updates when
+    two threads interleave; ``x.add(d)`` never does (floating-point addition
+    is not associative, so the total can differ in the last bits depending
+    on the order in which threads added). ``compare_and_set(expected, new)``
+    compares bit for bit, as Java's ``AtomicDouble`` does: ``-0.0`` does not
+    match ``0.0`` and ``nan`` matches ``nan``. ``update(fn)`` is optimistic
+    like :meth:`AtomicInt.update`: ``fn`` runs without the lock and may be
+    called more than once.
+
+    **Iteration.** Not iterable.
+
+    **Blocking and timeouts.** No call blocks for longer than another
+    thread's few-bytecode critical section; there is nothing to time out.
+
+    **Complexity.** Every operation is O(1) (plus ``fn`` per attempt for
+    ``update``); each update acquires an uncontended lock once.
+    """
+
+    __slots__ = ("__weakref__", "_lock", "_value")
+
+    def __init__(self, value: float = 0.0) -> None:
+        self._value: float = _check_float(value)
+        self._lock = threading.Lock()
+
+    def get(self) -> float:
+        """The current value."""
+        return self._value
+
+    def set(self, value: float) -> None:
+        """Replace the value."""
+        value = _check_float(value)
+        with self._lock:
+            self._value = value
+
+    def add(self, delta: float) -> float:
+        """Add ``delta`` and return the new value."""
+        if _type(delta) is not _float:
+            delta = _check_float(delta, "delta")
+        with self._lock:
+            self._value = v = self._value + delta
+        return v
+
+    def get_and_add(self, delta: float) -> float:
+        """Add ``delta`` and return the previous value."""
+        if _type(delta) is not _float:
+            delta = _check_float(delta, "delta")
+        with self._lock:
+            old = self._value
+            self._value = old + delta
+        return old
+
+    def get_and_set(self, value: float) -> float:
+        """Replace the value and return the previous one."""
+        value = _check_float(value)
+        with self._lock:
+            old = self._value
+            self._value = value
+        return old
+
+    def compare_and_set(self, expected: float, new: float) -> bool:
+        """Set the value to ``new`` if it is bit-for-bit ``expected``; return whether it did."""
+        expected = _check_float(expected, "expected")
+        new = _check_float(new, "new")
+        with self._lock:
+            if not _same_float(self._value, expected):
+                return False
+            self._value = new
+        return True
+
+    def update(self, fn: Callable[[float], float]) -> float:
+        """Atomically replace the value ``v`` by ``fn(v)``; return the new value.
+
+        ``fn`` runs outside the lock and is retried if another thread changed
+        the value meanwhile: it may be called more than once and must have no
+        side effects. If ``fn`` raises, or returns something that is not a
+        float or int (``TypeError``), the value is unchanged.
+        """
+        while True:
+            cur = self._value
+            new = _check_float(fn(cur), "update function result")
+            with self._lock:
+                if self._value is cur:  # the same object: no ABA on NaN or -0.0
+                    self._value = new
+                    return new
+
+    def __float__(self) -> float:
+        return self._value
+
+    def __format__(self, spec: str) -> str:
+        return format(self._value, spec)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._value!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _reduce(self, self._value)
 
 
 class AtomicRef(Generic[T]):
@@ -203,6 +678,8 @@ class AtomicRef(Generic[T]):
     reference to (the value ``get()`` returned), not with a new equal object.
     Small ints and interned strings are shared by CPython, so comparing them
     by identity is unreliable: use :class:`AtomicInt` for numbers.
+    ``copy.copy`` gives a new ``AtomicRef`` to the same object,
+    ``copy.deepcopy`` one to a deep copy of it; pickling pickles the object.
 
     **Thread safety.** All methods may be called from any number of threads
     at once. Every operation is linearizable. The referenced object itself is
@@ -237,34 +714,22 @@ class AtomicRef(Generic[T]):
 
     def set(self, value: T) -> None:
         """Replace the value."""
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             self._value = value
-        finally:
-            lock.release()
 
     def get_and_set(self, value: T) -> T:
         """Replace the value and return the previous one."""
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             old = self._value
             self._value = value
-        finally:
-            lock.release()
         return old
 
     def compare_and_set(self, expected: T, new: T) -> bool:
         """Set the value to ``new`` if it *is* ``expected``; return whether it did."""
-        lock = self._lock
-        lock.acquire()
-        try:
+        with self._lock:
             if self._value is not expected:
                 return False
             self._value = new
-        finally:
-            lock.release()
         return True
 
     def update(self, fn: Callable[[T], T]) -> T:
@@ -277,14 +742,13 @@ class AtomicRef(Generic[T]):
         while True:
             cur = self._value
             new = fn(cur)
-            lock = self._lock
-            lock.acquire()
-            try:
+            with self._lock:
                 if self._value is cur:
                     self._value = new
                     return new
-            finally:
-                lock.release()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._value!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _reduce(self, self._value)

@@ -44,11 +44,13 @@ Rules for users of this module
 * ``factory`` runs outside any lock. ``on_register(value)`` runs with ``lock``
   held, in the registering thread, right after the value joins the registry
   (use it to publish a copy-on-write view of the values for lock-free
-  readers). ``on_exit(value)`` runs with ``lock``
-  held (an ``RLock``), in whatever thread drops the token (normally the exiting
-  thread, during its teardown; or the thread that drops the last reference to
-  the ``PerThread``). It must be short, must not block, and must not touch the
-  ``PerThread``'s other methods except through the registry it is given.
+  readers); it must be idempotent (an interrupted registration repeats it).
+  ``on_exit(value)`` runs with ``lock`` held (an ``RLock``), in whatever
+  thread drops the token (the exiting thread, during its teardown). When the
+  ``PerThread`` itself is destroyed, the values of the threads still alive
+  are dropped without ``on_exit`` (there is nothing left to fold them into). It must
+  be short, must not block, and must not touch the ``PerThread``'s other
+  methods except through the registry it is given.
 * ``on_exit`` must not reference the ``PerThread`` or its owner (that would
   keep them alive through the tokens: a reference cycle through
   ``threading.local``); bind it to a separate state object instead.
@@ -65,6 +67,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
@@ -99,19 +102,55 @@ class _Registry(Generic[T]):
 
 
 class _Token:
-    """Lives only in one thread's local namespace; retires the value on death."""
+    """Lives only in one thread's local namespace; retires the value on death.
 
-    __slots__ = ("_key", "_registry")
+    ``__del__`` may run during interpreter finalization, after module globals
+    were cleared: it (and ``on_exit``) use only attributes, never globals.
+    """
 
-    def __init__(self, registry: _Registry[Any], key: int) -> None:
+    __slots__ = ("_key", "_owner", "_registry", "pending")
+
+    def __init__(self, registry: _Registry[Any], owner: weakref.ref[Any]) -> None:
+        self._owner = owner  # the PerThread, weakly: once it is gone, nothing to retire into
         self._registry: _Registry[Any] | None = registry
-        self._key = key
+        self._key: int | None = None  # set under the lock, before the value is live
+        self.pending: Any = None  # the value being registered (kept: it is the thread's)
 
     def __del__(self) -> None:
-        registry = self._registry
-        if registry is not None:
+        try:
+            registry = self._registry
+            key = self._key
+            owner = self._owner
+        except AttributeError:  # __init__ was interrupted: nothing was registered
+            return
+        if owner() is None:  # the PerThread (and its owner's state) is being destroyed
+            return
+        if registry is not None and key is not None:
             self._registry = None
-            registry.retire(self._key)
+            registry.retire(key)
+
+
+def _can_own(
+    _get_ident: Callable[[], int] = threading.get_ident,
+    _active: dict[int, Any] = getattr(threading, "_active", {}),  # noqa: B008
+    _has_active: bool = hasattr(threading, "_active"),
+) -> bool:
+    """Whether the calling thread may own a value that its exit will retire.
+
+    A thread started by ``threading`` (or known to it: the main thread, a
+    foreign thread after ``threading.current_thread()``) is in
+    ``threading._active`` from before its target runs until after it
+    returns; its ``threading.local`` namespaces are cleared after that, during
+    its teardown. A value registered *during* the teardown (an increment from
+    a ``__del__`` that runs while the thread's locals are being cleared) would
+    land in a namespace that is never cleared again: such a thread, and a
+    foreign thread unknown to ``threading``, must not own a value. Keyed by
+    ``get_ident()`` but only for this instant: a thread identity is reused
+    only after the teardown of the thread that had it.
+    """
+    if not _has_active:  # an interpreter without threading._active: no check
+        return True
+    return _get_ident() in _active
 
 
 class PerThread(Generic[T]):
@@ -123,6 +162,11 @@ class PerThread(Generic[T]):
     ``local`` is the underlying ``threading.local``; the calling thread's
     value is ``local.value`` once registered. ``lock`` guards the registry and
     is held while ``on_exit`` runs.
+
+    :meth:`register` (and :meth:`get`) return ``None`` in a thread that
+    cannot own a value: one that is exiting (a ``__del__`` run during its
+    teardown) or that ``threading`` does not know. Callers then update shared
+    state under ``lock`` instead.
     """
 
     __slots__ = ("__weakref__", "_ids", "_registry", "factory", "local", "lock")
@@ -140,19 +184,28 @@ class PerThread(Generic[T]):
         self.lock = self._registry.lock
         self._ids = itertools.count()
 
-    def get(self) -> T:
-        """The calling thread's value, created on first use."""
+    def get(self) -> T | None:
+        """The calling thread's value, created on first use (``None``: see the class doc)."""
         try:
             value: T = self.local.value
         except AttributeError:
             return self.register()
         return value
 
-    def register(self) -> T:
+    def register(self) -> T | None:
         """Create, register and return the calling thread's value.
 
         Called by hot paths when ``local.value`` is missing. If the thread
-        already has a value, that value is returned.
+        already has a value, that value is returned; ``None`` if the thread
+        cannot own one (exiting, or unknown to ``threading``).
+
+        Restartable: an exception at any point (a signal handler raising)
+        leaves a state that the next call completes, and nothing registered
+        that is never retired. The token goes into the thread's namespace
+        first and keeps the value it is registering (``pending``); the key
+        is recorded on the token before the value joins ``live``; the
+        registry insertion and ``on_register`` (which must be idempotent)
+        are repeated by the next call.
         """
         local = self.local
         try:
@@ -161,15 +214,25 @@ class PerThread(Generic[T]):
             pass
         else:
             return existing
-        value = self.factory()  # outside the lock: user-visible code may run
+        if not _can_own():
+            return None
         registry = self._registry
+        try:
+            token: _Token = local.token  # left by an interrupted call
+        except AttributeError:
+            token = _Token(registry, weakref.ref(self))
+            local.token = token
+        value: T | None = token.pending
+        if value is None:
+            value = self.factory()  # outside the lock: user-visible code may run
+            token.pending = value
         with registry.lock:
-            key = next(self._ids)
-            registry.live[key] = value
+            if token._key is None:
+                token._key = next(self._ids)
+            registry.live[token._key] = value
             if registry.on_register is not None:
                 registry.on_register(value)
         local.value = value
-        local.token = _Token(registry, key)
         return value
 
     def values(self) -> list[T]:

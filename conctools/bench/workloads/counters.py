@@ -1,5 +1,6 @@
-"""Counters: StripedCounter and AtomicInt against a Lock-guarded int, and
-ConcurrentCounter against a dict + Lock counter.
+"""Counters: StripedCounter and AtomicInt against a Lock-guarded int,
+ConcurrentCounter against a dict + Lock counter, and AtomicFloat against a
+Lock-guarded float.
 
 Each variant appears twice where it has two APIs: the plain method call on
 the shared object (``c.increment()``, correct from any thread) and the
@@ -13,7 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from ...atomic import AtomicInt
+from ...atomic import AtomicFloat, AtomicInt
 from ...counters import ConcurrentCounter, StripedCounter
 from ..baselines import (
     dict_lock_rmw_tuned,
@@ -35,9 +36,10 @@ def _check(got: int, want: int, what: str) -> None:
 # -- one shared counter -------------------------------------------------------
 
 
-class LocalCellPrototype:
-    """The pre-issue prototype: a ``threading.local`` list cell per thread
-    (no input check, no fold at thread exit). A reference to beat."""
+class ThreadLocalCell:
+    """The simplest per-thread counter: a ``threading.local`` list cell per
+    thread (no input check, cells of exited threads never folded or freed).
+    What a user would write by hand; a reference to beat."""
 
     def __init__(self) -> None:
         self._local = threading.local()
@@ -95,12 +97,49 @@ def _atomic_int(name: str = "AtomicInt") -> Variant:
     return Variant(name, make, note="a.increment() (lock-based, returns the new value)")
 
 
-def _prototype(name: str = "local-cell prototype") -> Variant:
+def _thread_local_cell(name: str = "thread-local cell") -> Variant:
     def make(threads: int) -> Trial:
-        p = LocalCellPrototype()
+        p = ThreadLocalCell()
         return _shared_trial(threads, p, lambda o: o.increment, p.value)
 
-    return Variant(name, make, note="threading.local list cell, no checks (pre-issue prototype)")
+    return Variant(name, make, note="hand-written threading.local list cell, no checks")
+
+
+# -- a shared float accumulator ----------------------------------------------
+
+
+class LockedFloat:
+    """The usual way: a float guarded by a ``threading.Lock``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._value = 0.0
+
+    def add(self, delta: float) -> None:
+        with self._lock:
+            self._value += delta
+
+    def get(self) -> float:
+        with self._lock:
+            return self._value
+
+
+def _float_variant(name: str, cls: Callable[[], Any], note: str) -> Variant:
+    def make(threads: int) -> Trial:
+        acc = cls()
+
+        def body(n: int) -> None:
+            add = acc.add
+            for _ in range(n):
+                add(0.5)  # exact in binary: the total is checkable
+
+        def verify(n: int) -> None:
+            if acc.get() != 0.5 * n * threads:
+                raise AssertionError(f"float accumulator lost updates: {acc.get()}")
+
+        return Trial([body] * threads, verify)
+
+    return Variant(name, make, note=note)
 
 
 # -- keyed counter ------------------------------------------------------------
@@ -139,7 +178,7 @@ WORKLOADS = [
             locked_counter(),
             itertools_count(),
             _atomic_int(),
-            _prototype(),
+            _thread_local_cell(),
             _striped("StripedCounter", handle=False),
             _striped("StripedCounter handle", handle=True),
         ),
@@ -154,6 +193,16 @@ WORKLOADS = [
             dict_lock_rmw_tuned(NKEYS),
             _concurrent_counter("ConcurrentCounter", handle=False),
             _concurrent_counter("ConcurrentCounter handle", handle=True),
+        ),
+    ),
+    Workload(
+        name="float_accumulate",
+        group="counters",
+        description="add to one shared float (a running sum of measurements)",
+        baseline="Lock+float",
+        variants=(
+            _float_variant("Lock+float", LockedFloat, "with lock: x += d in a small class"),
+            _float_variant("AtomicFloat", AtomicFloat, "x.add(d)"),
         ),
     ),
 ]
