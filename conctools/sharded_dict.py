@@ -43,10 +43,11 @@ from collections.abc import (
 from typing import Any, Generic, TypeVar, overload
 
 from ._internal.sentinel import MISSING, MissingType
+from ._internal.striping import PLAIN as _PLAIN
 from ._internal.striping import HashedKey as _Key
 from ._internal.striping import shard_count as _shard_count
+from ._internal.striping import subclass_state, with_all_locks
 from ._internal.striping import unwrap as _unwrap
-from ._internal.striping import with_all_locks
 from ._internal.striping import wrap as _wrap
 from ._internal.timeouts import Deadline, check_timeout
 
@@ -184,25 +185,6 @@ def _unregister(loading: dict[int, list[_Reservation]], res: _Reservation) -> No
     if not bucket:
         del loading[res.hash]
     res.registered = False
-
-
-def _user_state(obj: object, stop: type) -> Any:
-    """What a subclass adds to ``obj`` (its ``__dict__`` and own slots), for pickling."""
-    d = getattr(obj, "__dict__", None) or None
-    slots: dict[str, Any] = {}
-    for cls in type(obj).__mro__:
-        if cls is stop:
-            break
-        names = cls.__dict__.get("__slots__", ())
-        for declared in (names,) if isinstance(names, str) else names:
-            if declared in ("__dict__", "__weakref__"):
-                continue
-            name = declared
-            if name.startswith("__") and not name.endswith("__"):
-                name = f"_{cls.__name__.lstrip('_')}{name}"
-            if hasattr(obj, name):
-                slots[name] = getattr(obj, name)
-    return (d, slots) if slots else d
 
 
 class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
@@ -392,8 +374,8 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
         h = hash(key)
         i = h % self._n
         shard = self._shards[i]
-        kk = _wrap(key, h)
-        if kk is key:
+        tk = type(key)
+        if tk is int or tk is str or tk in _PLAIN:
             # No user code in this key's hash or ==: probe lock-free first.
             try:
                 return shard[key]
@@ -405,6 +387,7 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
                 except KeyError:
                     shard[key] = default
                     return default
+        kk = _wrap(key, h)
         with self._locks[i]:
             return shard.setdefault(kk, default)
 
@@ -834,7 +817,7 @@ class ShardedDict(_ShardedBase[K, V]):
         return (
             _rebuild,
             (type(self), len(self._shards)),
-            _user_state(self, ShardedDict),
+            subclass_state(self, ShardedDict),
             None,
             iter(self.snapshot().items()),
         )

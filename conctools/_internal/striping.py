@@ -17,6 +17,7 @@ __all__ = [
     "next_power_of_two",
     "next_prime",
     "shard_count",
+    "subclass_state",
     "unwrap",
     "with_all_locks",
     "wrap",
@@ -182,3 +183,27 @@ def _with_locks_from(locks: Sequence[threading.Lock], i: int, fn: Callable[[], _
         with locks[i]:
             return _with_locks_from(locks, i + 1, fn)
     return fn()
+
+
+def subclass_state(obj: object, stop: type) -> Any:
+    """What a subclass of ``stop`` adds to ``obj``: its ``__dict__`` and own slots.
+
+    The state part of ``__reduce__`` for a container whose own storage is
+    rebuilt separately (locks cannot be pickled): ``None``, a dict, or
+    ``(dict or None, slots dict)`` as ``copy`` and ``pickle`` expect.
+    """
+    d = getattr(obj, "__dict__", None) or None
+    slots: dict[str, Any] = {}
+    for cls in type(obj).__mro__:
+        if cls is stop:
+            break
+        names = cls.__dict__.get("__slots__", ())
+        for declared in (names,) if isinstance(names, str) else names:
+            if declared in ("__dict__", "__weakref__"):
+                continue
+            name = declared
+            if name.startswith("__") and not name.endswith("__"):
+                name = f"_{cls.__name__.lstrip('_')}{name}"
+            if hasattr(obj, name):
+                slots[name] = getattr(obj, name)
+    return (d, slots) if slots else d
