@@ -672,7 +672,7 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
     def __reversed__(self) -> Iterator[K]:
         raise TypeError(
             f"{type(self).__name__} has no order: iteration order is not insertion order "
-            "(keys are spread over shards); use reversed(sorted(d)) or work on d.snapshot()"
+            "(keys are spread over shards); use sorted(d, reverse=True) or work on d.snapshot()"
         )
 
     @property

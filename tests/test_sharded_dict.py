@@ -1241,19 +1241,16 @@ def _bare_acquires(path: str) -> list[int]:
     import inspect
 
     tree = ast.parse(inspect.getsource(__import__(path, fromlist=["_"])))
-    return [
-        node.lineno
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Expr)
-        and isinstance(node.value, ast.Call)
-        and isinstance(node.value.func, ast.Attribute)
-        and node.value.func.attr == "acquire"
-        or (
-            isinstance(node, ast.Expr)
-            and isinstance(node.value, ast.Call)
-            and isinstance(node.value.func, ast.Subscript)
-        )
-    ]
+    bare = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)):
+            continue
+        func = node.value.func
+        if (isinstance(func, ast.Attribute) and func.attr == "acquire") or isinstance(
+            func, ast.Subscript
+        ):
+            bare.append(node.lineno)
+    return bare
 
 
 @pytest.mark.parametrize(
@@ -1614,7 +1611,7 @@ def test_reversed_raises_a_clear_type_error() -> None:
     for m in (d, d.handle()):
         with pytest.raises(TypeError, match=r"not insertion order.*sorted"):
             reversed(m)  # type: ignore[call-overload]
-    assert list(reversed(sorted(d))) == [2, 1]
+    assert sorted(d, reverse=True) == [2, 1]
 
 
 def test_missing_hook_of_subclasses_like_dict() -> None:
