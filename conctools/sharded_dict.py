@@ -45,8 +45,8 @@ from typing import Any, Generic, TypeVar, overload
 from ._internal.sentinel import MISSING, MissingType
 from ._internal.striping import PLAIN as _PLAIN
 from ._internal.striping import HashedKey as _Key
+from ._internal.striping import clear_all, subclass_state, with_all_locks
 from ._internal.striping import shard_count as _shard_count
-from ._internal.striping import subclass_state, with_all_locks
 from ._internal.striping import unwrap as _unwrap
 from ._internal.striping import wrap as _wrap
 from ._internal.timeouts import Deadline, check_timeout
@@ -67,24 +67,48 @@ class _Reservation:
     ``running`` is held by the loading thread (taken with ``with``, so no
     exception can leave it held) for the whole time the reservation may be
     registered: a registered reservation whose ``running`` lock is free, or
-    whose ``done`` event is set, is finished and may be dropped by anyone.
+    which is ``complete``, is finished and may be dropped by anyone.
     ``failed`` stays ``True`` unless the load stored a value.
+
+    Waiters do not use ``threading.Event``/``Condition`` (an interrupt inside
+    their Python-level ``__enter__`` can leave their internal lock held, and
+    the loader's ``set()`` would then block for good): each waiter parks on
+    a private lock it holds and appends to ``waiters``; completing the
+    reservation releases them.  A lock left held by an interrupted waiter is
+    private to it and simply dropped.
     """
 
-    __slots__ = ("done", "failed", "hash", "key", "owner", "registered", "running", "value")
+    __slots__ = (
+        "complete",
+        "failed",
+        "hash",
+        "key",
+        "owner",
+        "registered",
+        "running",
+        "value",
+        "waiters",
+    )
 
     def __init__(self, owner: int, key: Any, h: int) -> None:
         self.owner = owner
         self.key = key
         self.hash = h
         self.running = threading.Lock()
-        self.done = threading.Event()
+        self.complete = False
         self.failed = True
         self.registered = False
         self.value: Any = None
+        self.waiters: list[threading.Lock] = []
 
     def finished(self) -> bool:
-        return self.done.is_set() or not self.running.locked()
+        return self.complete or not self.running.locked()
+
+    def finish(self) -> None:
+        """Mark the reservation complete and wake its waiters (loader only)."""
+        self.complete = True
+        for w in self.waiters:
+            w.release()
 
 
 _NOT_GIVEN: Any = object()
@@ -99,7 +123,7 @@ _waiting: dict[int, _Reservation] = {}
 _waiting_lock = threading.Lock()
 
 # How often a waiter checks that the loader it waits for is still running (a
-# loader interrupted at the wrong moment may not have signalled ``done``).
+# loader interrupted at the wrong moment may not have woken its waiters).
 _POLL = 0.05
 
 
@@ -133,16 +157,20 @@ def _wait_for_load(res: _Reservation, key: object, me: int, deadline: Deadline) 
                 f"compute_if_absent({key!r}): the factory re-entered a key whose load "
                 "it is part of (recursive or cyclic loads would deadlock)"
             )
-        done = res.done
-        while not done.is_set():
-            if not res.running.locked():
-                return  # the loader is gone without signalling: treat as failed
+        # Park on a private lock that ``finish()`` releases; poll so that a
+        # loader that vanished without finishing (interrupted at the wrong
+        # moment) is noticed.  An interrupt can at worst leave ``parked``
+        # held, and nobody else ever waits for it.
+        parked = threading.Lock()
+        parked.acquire()
+        res.waiters.append(parked)
+        while not res.finished():
             remaining = deadline.remaining()
             if remaining is not None and remaining <= 0.0:
                 raise TimeoutError(
                     f"compute_if_absent({key!r}): timed out waiting for another load"
                 )
-            done.wait(_POLL if remaining is None else min(_POLL, remaining))
+            parked.acquire(True, _POLL if remaining is None else min(_POLL, remaining))
     finally:
         if not cycle:
             with _waiting_lock:
@@ -318,15 +346,10 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
     def clear(self) -> None:
         """Remove every item, atomically (all shard locks, in index order)."""
 
-        def take_all() -> list[dict[Any, V]]:
-            # Move the contents out and let them go after the locks are
-            # released: a value's ``__del__`` must not run under our locks.
-            out = [s.copy() for s in self._shards]
-            for shard in self._shards:
-                shard.clear()
-            return out
-
-        dropped = with_all_locks(self._locks, take_all)
+        # The contents are let go after the locks are released: a value's
+        # ``__del__`` must not run under our locks.  Interrupted, it changes
+        # nothing.
+        dropped = clear_all(self._locks, self._shards)
         del dropped
 
     def update(self, other: Any = (), /, **kwargs: V) -> None:
@@ -552,51 +575,48 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
         me = threading.get_ident()
         while True:
             res = _Reservation(me, key, h)
+            other: _Reservation | None = None
             # ``running`` is held from before the reservation is registered
-            # until after it is unregistered, whatever happens in between.
+            # until after it is unregistered, whatever happens in between; the
+            # ``try`` starts before the registration, so every path after it
+            # completes and unregisters the reservation.
             with res.running:
-                with lock:
-                    try:
-                        return shard[kk]
-                    except KeyError:
-                        pass
-                    other = _find_reservation(loading, key, h)
-                    if other is None:
+                try:
+                    with lock:
                         try:
-                            loading[h].append(res)
+                            return shard[kk]
                         except KeyError:
-                            loading[h] = [res]
-                        res.registered = True
-                if other is None:
-                    return self._load(i, key, kk, res, factory)  # type: ignore[no-any-return]
+                            pass
+                        other = _find_reservation(loading, key, h)
+                        if other is None:
+                            try:
+                                loading[h].append(res)
+                            except KeyError:
+                                loading[h] = [res]
+                            res.registered = True
+                    if other is None:
+                        value = factory(key)
+                        with lock:
+                            _unregister(loading, res)  # first: runs no user code
+                            try:
+                                value = shard[kk]
+                            except KeyError:
+                                shard[kk] = value  # may raise (a colliding key's __eq__)
+                        res.value = value
+                        res.failed = False
+                        return value
+                finally:
+                    try:
+                        res.finish()
+                    finally:
+                        if res.registered:
+                            with lock:
+                                _unregister(loading, res)
+            assert other is not None
             _wait_for_load(other, key, me, deadline)
             if not other.failed:
                 return other.value  # type: ignore[no-any-return]
             # The load failed: retry (possibly becoming the next loader).
-
-    def _load(
-        self, i: int, key: Any, kk: Any, res: _Reservation, factory: Callable[[Any], Any]
-    ) -> Any:
-        """Run the load of a registered reservation; complete it on every path."""
-        shard = self._shards[i]
-        lock = self._locks[i]
-        loading = self._loading[i]
-        try:
-            value = factory(key)
-            with lock:
-                _unregister(loading, res)  # first: runs no user code
-                try:
-                    value = shard[kk]
-                except KeyError:
-                    shard[kk] = value  # may raise (a colliding key's __eq__)
-            res.value = value
-            res.failed = False
-            return value
-        finally:
-            res.done.set()
-            if res.registered:
-                with lock:
-                    _unregister(loading, res)
 
     # ------------------------------------------------------ whole-map, views
 

@@ -22,8 +22,8 @@ from collections.abc import Set as AbstractSet
 from typing import Any, Generic, TypeVar
 
 from ._internal.striping import PLAIN as _PLAIN
+from ._internal.striping import clear_all, subclass_state, with_all_locks
 from ._internal.striping import shard_count as _shard_count
-from ._internal.striping import subclass_state, with_all_locks
 from ._internal.striping import wrap as _wrap
 
 __all__ = ["ShardedSet", "ShardedSetHandle"]
@@ -174,13 +174,7 @@ class _ShardedSetBase(MutableSet[T], Generic[T]):
     def clear(self) -> None:
         """Remove every element, atomically (all shard locks, in index order)."""
 
-        def take_all() -> list[dict[Any, T]]:
-            out = [s.copy() for s in self._shards]
-            for shard in self._shards:
-                shard.clear()
-            return out
-
-        dropped = with_all_locks(self._locks, take_all)
+        dropped = clear_all(self._locks, self._shards)  # interrupted: changes nothing
         del dropped
 
     def _toggle(self, x: Any) -> None:

@@ -12,6 +12,7 @@ __all__ = [
     "PLAIN",
     "HashedKey",
     "check_stripes",
+    "clear_all",
     "default_stripes",
     "mix_hash",
     "next_power_of_two",
@@ -164,6 +165,32 @@ def with_all_locks(locks: Sequence[threading.Lock], fn: Callable[[], _T]) -> _T:
     statements), so the recursion depth is about ``len(locks) / 16``.
     """
     return _with_locks_from(locks, 0, fn)
+
+
+def clear_all(locks: Sequence[threading.Lock], shards: Sequence[dict[Any, Any]]) -> list[Any]:
+    """Empty every shard atomically; return their former contents.
+
+    All ``locks`` are held (:func:`with_all_locks`) while the shards are
+    emptied.  If an exception interrupts the emptying half-way (an interrupt
+    delivered by a signal handler), the shards are restored before it
+    propagates: an interrupted clear changes nothing.  The caller drops the
+    returned contents after the locks are released, so that no ``__del__``
+    runs under them.
+    """
+
+    def take() -> list[Any]:
+        out = [s.copy() for s in shards]
+        try:
+            for s in shards:
+                s.clear()
+        except BaseException:
+            for s, c in zip(shards, out, strict=True):
+                s.clear()
+                s.update(c)
+            raise
+        return out
+
+    return with_all_locks(locks, take)
 
 
 def _with_locks_from(locks: Sequence[threading.Lock], i: int, fn: Callable[[], _T]) -> _T:
