@@ -15,7 +15,6 @@ by its own ``threading.Lock``:
 
 from __future__ import annotations
 
-import reprlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, MutableSet
 from collections.abc import Set as AbstractSet
@@ -33,13 +32,16 @@ U = TypeVar("U")
 
 
 def _hashed(x: Any) -> tuple[Any, int]:
-    """``(x, hash(x))``; a ``set`` argument is looked up as a ``frozenset``, as ``set`` does."""
+    """``(x, hash(x))``; a set argument is looked up as a ``frozenset``, as ``set`` does."""
     try:
         return x, hash(x)
     except TypeError:
-        if not isinstance(x, set):
+        if isinstance(x, set):
+            f = frozenset(x)
+        elif isinstance(x, _ShardedSetBase):
+            f = frozenset(x.snapshot())
+        else:
             raise
-        f = frozenset(x)
         return f, hash(f)
 
 
@@ -67,10 +69,8 @@ class _ShardedSetBase(MutableSet[T], Generic[T]):
         try:
             return x in self._shards[hash(x) % self._n]
         except TypeError:
-            if not isinstance(x, set):
-                raise
-            f = frozenset(x)
-            return f in self._shards[hash(f) % self._n]
+            f, h = _hashed(x)  # a set argument: look up the equal frozenset
+            return f in self._shards[h % self._n]
 
     def __len__(self) -> int:
         n = 0
@@ -140,15 +140,15 @@ class _ShardedSetBase(MutableSet[T], Generic[T]):
 
     def remove(self, x: object) -> None:
         """Remove ``x``; ``KeyError`` if absent."""
-        x, h = _hashed(x)
+        y, h = _hashed(x)
         i = h % self._n
-        kk = _wrap(x, h)
+        kk = _wrap(y, h)
         shard = self._shards[i]
         try:
             with self._locks[i]:
                 old = shard.pop(kk)
         except KeyError:
-            raise KeyError(x) from None
+            raise KeyError(x) from None  # the argument itself, as set does
         del old
 
     def pop(self) -> T:
@@ -377,6 +377,7 @@ class _ShardedSetBase(MutableSet[T], Generic[T]):
 
 
 _ADD: Any = object()
+_repr_running: set[tuple[int, int]] = set()
 
 
 class ShardedSet(_ShardedSetBase[T]):
@@ -444,10 +445,17 @@ class ShardedSet(_ShardedSetBase[T]):
         """
         return ShardedSetHandle(self)
 
-    @reprlib.recursive_repr()
     def __repr__(self) -> str:
-        snap = self.snapshot()
-        return f"{type(self).__name__}({snap!r})" if snap else f"{type(self).__name__}()"
+        name = type(self).__name__
+        key = (id(self), threading.get_ident())
+        if key in _repr_running:  # a set reachable from its own elements, as set prints it
+            return f"{name}(...)"
+        _repr_running.add(key)
+        try:
+            snap = self.snapshot()
+            return f"{name}({snap!r})" if snap else f"{name}()"
+        finally:
+            _repr_running.discard(key)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # The class, shard count and elements, then the subclass's own state;
