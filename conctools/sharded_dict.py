@@ -740,8 +740,10 @@ class ShardedDict(_ShardedBase[K, V]):
     that shard's lock (keys must not use the map in ``__eq__``).  Factories
     and compute functions always run with no lock held.  An exception from a
     key's ``__hash__``/``__eq__`` or from a user function leaves the map
-    unchanged.  For hot loops, call :meth:`handle` once per thread and use
-    the handle: same methods, fewer shared reference-count updates.
+    unchanged.  Every lock is taken by a ``with`` statement, so an exception
+    delivered anywhere (a ``KeyboardInterrupt`` from a signal handler) never
+    leaves one held.  For hot loops, call :meth:`handle` once per thread and
+    use the handle: same methods, fewer shared reference-count updates.
 
     **Atomic operations.** :meth:`get_or_set`/:meth:`setdefault`,
     :meth:`compute_if_absent` (single flight per key), :meth:`compute`,
@@ -756,15 +758,20 @@ class ShardedDict(_ShardedBase[K, V]):
     views are weakly consistent: they never raise "changed size during
     iteration", yield each key at most once, and show each shard as it was at
     some moment at or after the iterator was created (copied lazily, shard by
-    shard).  ``len()`` sums the shard sizes: exact when no thread is writing,
-    otherwise a value the map had around the call.  :meth:`snapshot` is the
-    atomic alternative.
+    shard).  Iteration order is **not** insertion order (keys are spread over
+    shards by hash) and ``reversed()`` raises ``TypeError``: use ``sorted(d)``
+    or order a :meth:`snapshot`.  ``len()`` sums the shard sizes: exact when
+    no thread is writing, otherwise a value the map had around the call.
+    :meth:`snapshot` is the atomic alternative.
 
     **Blocking and timeouts.** Shard locks are held only for a few dict
     operations, never while user code runs.  The only call that waits for
     other threads is :meth:`compute_if_absent`, while another thread loads
-    the same key; it takes ``timeout=`` (``None``: wait for the load) and
-    raises ``TimeoutError`` when it expires.
+    the same key; it takes ``timeout=`` (``None`` or ``math.inf``: wait for
+    the load; huge values are clamped; negative or NaN: ``ValueError``) and
+    raises ``TimeoutError`` when it expires.  Every load completes, value or
+    error, on every path (``BaseException`` included): waiters never hang
+    on a failed or interrupted loader.
 
     **Complexity.** Single-key operations are O(1) on average (one hash, one
     or two dict operations, at most one uncontended lock).
