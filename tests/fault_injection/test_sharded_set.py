@@ -23,9 +23,15 @@ from conctools._internal.striping import PLAIN, HashedKey, unwrap
 from conctools.sharded_set import ShardedSet
 from conctools.testing.faults import FaultReport, inject_faults
 
-pytestmark = pytest.mark.skipif(
-    not hasattr(signal, "setitimer"), reason="fault injection needs signal.setitimer"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not hasattr(signal, "setitimer"), reason="fault injection needs signal.setitimer"
+    ),
+    # A fault can land in a gc callback (hypothesis installs one once any of
+    # its tests ran in the session); the interpreter reports it as
+    # "Exception ignored" instead of raising it in the target.
+    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
+]
 
 ATTEMPTS = 25
 KINDS = ["set", "handle"]
