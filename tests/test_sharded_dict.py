@@ -1309,6 +1309,31 @@ def test_all_locks_are_released_when_taking_them_is_interrupted() -> None:
     assert with_all_locks(locks, lambda: sum(lock.locked() for lock in locks)) == 131
 
 
+def test_many_shards_take_all_locks_without_deep_recursion() -> None:
+    from conctools._internal import striping
+
+    n = striping._NESTED_MAX + 300
+    locks = [threading.Lock() for _ in range(n)]
+    assert striping.with_all_locks(locks, lambda: sum(lock.locked() for lock in locks)) == n
+    assert not any(lock.locked() for lock in locks)
+    for bad in (striping._NESTED_MAX + 5, n - 1):
+        hold = locks[bad]
+        hold.acquire()
+        flaky = list(locks)
+        il = _InterruptingLock()
+        il.lock = hold
+        il.armed = _Fault()
+        flaky[bad] = il  # type: ignore[call-overload]
+        with pytest.raises(_Fault):
+            striping.with_all_locks(flaky, lambda: None)
+        hold.release()
+        assert not any(lock.locked() for lock in locks)
+    d: ShardedDict[int, int] = ShardedDict({1: 1, 2: 2}, shards=20000)
+    assert d.snapshot() == {1: 1, 2: 2} and len(d.popitem()) == 2
+    d.clear()
+    assert not d and not any(lock.locked() for lock in d._locks)
+
+
 # -------------------------------------- compute_if_absent completion paths
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeVar
 
 from .._runtime import free_threaded_build, usable_cpu_count
@@ -162,9 +162,45 @@ def with_all_locks(locks: Sequence[threading.Lock], fn: Callable[[], _T]) -> _T:
     interrupt delivered by a signal handler included) can leave one held: the
     interpreter enters the protected block in the same instruction that
     acquires the lock.  Locks are taken 16 per frame (nested ``with``
-    statements), so the recursion depth is about ``len(locks) / 16``.
+    statements), so the recursion depth is about ``len(locks) / 16``; beyond
+    the first ``_NESTED_MAX`` locks, each further lock is held by a suspended
+    generator (:func:`_hold`) so that the stack stays shallow.
     """
-    return _with_locks_from(locks, 0, fn)
+    if len(locks) <= _NESTED_MAX:
+        return _with_locks_from(locks, 0, fn)
+    rest = locks[_NESTED_MAX:]
+    return _with_locks_from(locks[:_NESTED_MAX], 0, lambda: _with_held(rest, fn))
+
+
+# Locks taken by nested ``with`` statements (recursion depth _NESTED_MAX / 16).
+_NESTED_MAX = 2048
+
+
+def _hold(lock: threading.Lock) -> Iterator[None]:
+    """Hold ``lock`` while suspended at the ``yield``; ``close()`` releases it.
+
+    Acquired by ``with``; a generator dropped while suspended is closed when
+    it is freed, so a lock held this way is released on every path.
+    """
+    with lock:
+        yield
+
+
+def _with_held(locks: Sequence[threading.Lock], fn: Callable[[], _T]) -> _T:
+    """Call ``fn()`` holding ``locks`` (in order), each held by a suspended generator."""
+    held: list[Iterator[None]] = []
+    g: Any = None
+    try:
+        for lock in locks:
+            g = _hold(lock)
+            next(g)
+            held.append(g)
+        return fn()
+    finally:
+        if g is not None:
+            g.close()  # the last one, if the exception came before it was listed
+        for h in reversed(held):
+            h.close()  # type: ignore[attr-defined]
 
 
 def clear_all(locks: Sequence[threading.Lock], shards: Sequence[dict[Any, Any]]) -> list[Any]:
