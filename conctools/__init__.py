@@ -19,6 +19,7 @@ from .counters import (
 from .queue import ConcurrentQueue, PartialPut, QueueClosed
 from .rwlock import RWLock, RWLockPolicy
 from .sharded_dict import ShardedDict, ShardedDictHandle
+from .sharded_set import ShardedSet, ShardedSetHandle
 
 __version__ = "0.1.0"
 
@@ -41,6 +42,8 @@ __all__ = [
     "RuntimeInfo",
     "ShardedDict",
     "ShardedDictHandle",
+    "ShardedSet",
+    "ShardedSetHandle",
     "StripedCounter",
     "StripedCounterHandle",
     "__version__",

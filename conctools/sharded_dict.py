@@ -28,6 +28,7 @@ the measurements behind this).
 
 from __future__ import annotations
 
+import reprlib
 import threading
 from collections.abc import (
     Callable,
@@ -42,7 +43,12 @@ from collections.abc import (
 from typing import Any, Generic, TypeVar, overload
 
 from ._internal.sentinel import MISSING, MissingType
-from ._internal.striping import check_stripes, default_stripes
+from ._internal.striping import PLAIN as _PLAIN
+from ._internal.striping import HashedKey as _Key
+from ._internal.striping import clear_all, subclass_state, with_all_locks
+from ._internal.striping import shard_count as _shard_count
+from ._internal.striping import unwrap as _unwrap
+from ._internal.striping import wrap as _wrap
 from ._internal.timeouts import Deadline, check_timeout
 
 __all__ = ["ShardedDict", "ShardedDictHandle"]
@@ -50,104 +56,59 @@ __all__ = ["ShardedDict", "ShardedDictHandle"]
 K = TypeVar("K")
 V = TypeVar("V")
 T = TypeVar("T")
+S = TypeVar("S")
 
 _S = TypeVar("_S", bound="_ShardedBase[Any, Any]")
 
 
-def _next_prime(n: int) -> int:
-    """Smallest prime >= n (1 for n <= 1: a single shard)."""
-    if n <= 2:
-        return max(n, 1)
-    p = n | 1
-    while True:
-        f = 3
-        while f * f <= p:
-            if p % f == 0:
-                break
-            f += 2
-        else:
-            return p
-        p += 2
-
-
-def _shard_count(requested: int | None) -> int:
-    """The number of shards: the smallest prime >= the requested count.
-
-    Default request: on free-threaded builds a power of two >= 64 x usable
-    CPUs (:func:`~conctools._internal.striping.default_stripes`; 128 -> 131
-    shards on 2 cores); on GIL builds 16 (-> 17).  Measured on 3.13t, 2 cores,
-    counter mix through handles at 2 threads: 17 shards 1.71x the locked
-    dict, 67 1.89x, 131 1.92x, 257 1.95x (fewer collisions on the shard
-    dicts' reference counts and locks); 1 thread is unchanged.  Each shard
-    costs two small dicts and a lock (plus three bound methods per handle),
-    so the default stops at 64 per CPU.  With the GIL the count does not
-    change throughput.
-
-    A prime count lets the shard index be ``hash % shards``: one bytecode
-    operation that folds every bit of the hash (int keys with a power-of-two
-    stride spread evenly), measured 80 ns/op cheaper than the seven
-    shift/xor/and operations of a bit mixer on 3.13t.
-    """
-    n = default_stripes(per_cpu=64, minimum=64, gil_build=16) if requested is None else requested
-    return _next_prime(n)
-
-
-class _Key:
-    """A stored key together with its precomputed hash.
-
-    Keys whose type is not one of the plain builtins below are stored wrapped,
-    so that dict operations performed under a shard lock never call the key's
-    ``__hash__`` (it was computed before the lock was taken).  Equality keeps
-    dict semantics: identity first, then ``==``.
-    """
-
-    __slots__ = ("hash", "key")
-
-    def __init__(self, key: Any, h: int) -> None:
-        self.key: Any = key
-        self.hash = h
-
-    def __hash__(self) -> int:
-        return self.hash
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is _Key:
-            other = other.key
-        k = self.key
-        return k is other or bool(k == other)
-
-    def __repr__(self) -> str:
-        return f"_Key({self.key!r})"
-
-    def __reduce__(self) -> Any:  # pragma: no cover - never pickled directly
-        raise TypeError("internal key wrapper is not picklable")
-
-
-# Exact types whose hash runs no user code: keys of these types are stored as
-# they are (checked with ``type(key) in _PLAIN``, so subclasses are wrapped).
-_PLAIN = frozenset({str, int, float, bytes, bool, complex, type(None), frozenset})
-
-
-def _wrap(key: Any, h: int) -> Any:
-    return key if type(key) in _PLAIN else _Key(key, h)
-
-
-def _unwrap(k: Any) -> Any:
-    return k.key if type(k) is _Key else k
-
-
 class _Reservation:
-    """A pending ``compute_if_absent`` load of one key."""
+    """A pending ``compute_if_absent`` load of one key.
 
-    __slots__ = ("done", "failed", "owner", "value")
+    ``running`` is held by the loading thread (taken with ``with``, so no
+    exception can leave it held) for the whole time the reservation may be
+    registered: a registered reservation whose ``running`` lock is free, or
+    which is ``complete``, is finished and may be dropped by anyone.
+    ``failed`` stays ``True`` unless the load stored a value.
 
-    owner: int
+    Waiters do not use ``threading.Event``/``Condition`` (an interrupt inside
+    their Python-level ``__enter__`` can leave their internal lock held, and
+    the loader's ``set()`` would then block for good): each waiter parks on
+    a private lock it holds and appends to ``waiters``; completing the
+    reservation releases them.  A lock left held by an interrupted waiter is
+    private to it and simply dropped.
+    """
 
-    def __init__(self, owner: int) -> None:
+    __slots__ = (
+        "complete",
+        "failed",
+        "hash",
+        "key",
+        "owner",
+        "registered",
+        "running",
+        "value",
+        "waiters",
+    )
+
+    def __init__(self, owner: int, key: Any, h: int) -> None:
         self.owner = owner
-        self.done = threading.Event()
-        self.failed = False
+        self.key = key
+        self.hash = h
+        self.running = threading.Lock()
+        self.complete = False
+        self.failed = True
+        self.registered = False
         self.value: Any = None
+        self.waiters: list[threading.Lock] = []
+
+    def finished(self) -> bool:
+        return self.complete or not self.running.locked()
+
+    def finish(self) -> None:
+        """Mark the reservation complete and wake its waiters (loader only)."""
+        self.complete = True
+        for w in self.waiters:
+            w.release()
 
 
 _NOT_GIVEN: Any = object()
@@ -156,36 +117,102 @@ _UNCHANGED: Any = object()  # returned by an _update step that stores nothing
 # Which load each thread is waiting for (compute_if_absent), to detect
 # waits that can never end: a factory re-entering its own key, or two loads
 # waiting for each other (thread A loads k1 and needs k2, B loads k2 and
-# needs k1).  Only the slow path of compute_if_absent touches it.
+# needs k1).  Only the slow path of compute_if_absent touches it.  An edge
+# whose reservation is finished is dead (its waiter is about to wake).
 _waiting: dict[int, _Reservation] = {}
 _waiting_lock = threading.Lock()
 
+# How often a waiter checks that the loader it waits for is still running (a
+# loader interrupted at the wrong moment may not have woken its waiters).
+_POLL = 0.05
+
+
+def _in_cycle(res: _Reservation, me: int) -> bool:
+    """Whether waiting for ``res`` would wait (transitively) for ``me``."""
+    r: _Reservation | None = res
+    seen = 0
+    while r is not None and seen < 10_000:
+        if r.finished():
+            return False
+        if r.owner == me:
+            return True
+        try:
+            r = _waiting[r.owner]
+        except KeyError:
+            r = None
+        seen += 1
+    return False
+
 
 def _wait_for_load(res: _Reservation, key: object, me: int, deadline: Deadline) -> None:
+    """Wait until ``res`` is finished (or raise ``RuntimeError``/``TimeoutError``)."""
     cycle = False
-    with _waiting_lock:
-        r: _Reservation | None = res
-        while r is not None:
-            if r.owner == me:
-                cycle = True
-                break
-            try:
-                r = _waiting[r.owner]
-            except KeyError:
-                r = None
-        else:
-            _waiting[me] = res
-    if cycle:  # raised outside the lock: the message calls the key's __repr__
-        raise RuntimeError(
-            f"compute_if_absent({key!r}): the factory re-entered a key whose load "
-            "it is part of (recursive or cyclic loads would deadlock)"
-        )
     try:
-        if not res.done.wait(deadline.remaining()):
-            raise TimeoutError(f"compute_if_absent({key!r}): timed out waiting for another load")
-    finally:
         with _waiting_lock:
-            del _waiting[me]
+            cycle = _in_cycle(res, me)
+            if not cycle:
+                _waiting[me] = res
+        if cycle:  # raised outside the lock: the message calls the key's __repr__
+            raise RuntimeError(
+                f"compute_if_absent({key!r}): the factory re-entered a key whose load "
+                "it is part of (recursive or cyclic loads would deadlock)"
+            )
+        # Park on a private lock that ``finish()`` releases; poll so that a
+        # loader that vanished without finishing (interrupted at the wrong
+        # moment) is noticed.  An interrupt can at worst leave ``parked``
+        # held, and nobody else ever waits for it.
+        parked = threading.Lock()
+        parked.acquire()
+        res.waiters.append(parked)
+        while not res.finished():
+            remaining = deadline.remaining()
+            if remaining is not None and remaining <= 0.0:
+                raise TimeoutError(
+                    f"compute_if_absent({key!r}): timed out waiting for another load"
+                )
+            parked.acquire(True, _POLL if remaining is None else min(_POLL, remaining))
+    finally:
+        if not cycle:
+            with _waiting_lock:
+                try:
+                    if _waiting[me] is res:
+                        del _waiting[me]
+                except KeyError:
+                    pass
+
+
+def _find_reservation(loading: dict[int, list[_Reservation]], key: Any, h: int) -> Any:
+    """The live reservation for ``key`` (caller holds the shard lock), else None.
+
+    Finished reservations still registered (their loader was interrupted
+    before it could unregister) are dropped here.  May run the ``__eq__`` of
+    keys with the same hash, like a dict lookup.
+    """
+    try:
+        bucket = loading[h]
+    except KeyError:
+        return None
+    for r in list(bucket):
+        if r.finished():
+            _unregister(loading, r)
+            continue
+        if r.key is key or r.key == key:
+            return r
+    return None
+
+
+def _unregister(loading: dict[int, list[_Reservation]], res: _Reservation) -> None:
+    """Remove ``res`` from ``loading`` (caller holds the shard lock); no user code."""
+    if not res.registered:
+        return
+    bucket = loading[res.hash]
+    for j, r in enumerate(bucket):
+        if r is res:
+            del bucket[j]
+            break
+    if not bucket:
+        del loading[res.hash]
+    res.registered = False
 
 
 class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
@@ -195,14 +222,27 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
 
     _shards: tuple[dict[Any, V], ...]
     _locks: tuple[threading.Lock, ...]
-    _loading: tuple[dict[Any, _Reservation], ...]
+    _loading: tuple[dict[int, list[_Reservation]], ...]
     _n: int
 
     # ------------------------------------------------------------------ reads
     # Lock-free: one dict operation each.
 
     def __getitem__(self, key: K) -> V:
-        return self._shards[hash(key) % self._n][key]
+        try:
+            return self._shards[hash(key) % self._n][key]
+        except KeyError:
+            missing = getattr(type(self), "__missing__", None)
+            if missing is None:
+                raise
+        return missing(self, key)  # type: ignore[no-any-return]
+
+    @overload
+    def get(self, key: K, default: None = None, /) -> V | None: ...
+    @overload
+    def get(self, key: K, default: V, /) -> V: ...
+    @overload
+    def get(self, key: K, default: T, /) -> V | T: ...
 
     def get(self, key: K, default: Any = None) -> Any:
         """``d[key]`` if present, else ``default`` (lock-free)."""
@@ -225,42 +265,40 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
 
     # ----------------------------------------------------------------- writes
 
-    # Hot paths use ``lock.acquire()`` / ``try`` / ``finally: lock.release()``:
-    # measured ~45 ns/op cheaper than ``with lock:`` on 3.13 (both builds).
+    # Every lock is taken by a ``with`` statement: an exception (a
+    # KeyboardInterrupt raised by a signal handler) can arrive right after a
+    # bare ``lock.acquire()`` call returns, before a ``try:`` is entered, and
+    # would leave the lock held for good.  ``with`` enters its protected block
+    # in the instruction that acquires the lock.
 
     def __setitem__(self, key: K, value: V) -> None:
         h = hash(key)
         i = h % self._n
         tk = type(key)
         kk = key if (tk is int or tk is str) else _wrap(key, h)
-        lock = self._locks[i]
-        lock.acquire()
-        try:
+        with self._locks[i]:
             self._shards[i][kk] = value
-        finally:
-            lock.release()
 
     def __delitem__(self, key: K) -> None:
         h = hash(key)
         i = h % self._n
         tk = type(key)
         kk = key if (tk is int or tk is str) else _wrap(key, h)
-        lock = self._locks[i]
-        lock.acquire()
         try:
-            # pop() keeps the value alive until the lock is released, so that
-            # its ``__del__`` (if the last reference) runs outside the lock.
-            value = self._shards[i].pop(kk)
+            with self._locks[i]:
+                # pop() keeps the value alive until the lock is released, so
+                # that its ``__del__`` (if the last reference) runs outside it.
+                value = self._shards[i].pop(kk)
         except KeyError:
             raise KeyError(key) from None
-        finally:
-            lock.release()
         del value
 
     @overload
     def pop(self, key: K, /) -> V: ...
     @overload
-    def pop(self, key: K, default: V | T, /) -> V | T: ...
+    def pop(self, key: K, default: V, /) -> V: ...
+    @overload
+    def pop(self, key: K, default: T, /) -> V | T: ...
 
     def pop(self, key: K, default: Any = _NOT_GIVEN, /) -> Any:
         """Remove ``key`` and return its value; ``default`` (or ``KeyError``) if absent."""
@@ -269,17 +307,13 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
         tk = type(key)
         kk = key if (tk is int or tk is str) else _wrap(key, h)
         shard = self._shards[i]
-        lock = self._locks[i]
-        lock.acquire()
-        try:
+        with self._locks[i]:
             # ``in`` first: a miss raising and catching KeyError costs more
             # than the extra lookup of a hit.
             if kk in shard:
                 value = shard[kk]
                 del shard[kk]
                 return value
-        finally:
-            lock.release()
         if default is _NOT_GIVEN:
             raise KeyError(key)
         return default
@@ -295,30 +329,27 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
                     if shard:
                         k, v = shard.popitem()
                         return _unwrap(k), v
+
         # Looked empty shard by shard; confirm atomically (the map may never
         # have been empty as a whole while we scanned).
-        self._lock_all()
-        try:
+        def pop_any() -> Any:
             for shard in self._shards:
                 if shard:
-                    k, v = shard.popitem()
-                    return _unwrap(k), v
-        finally:
-            self._unlock_all()
-        raise KeyError("popitem(): dictionary is empty")
+                    return shard.popitem()
+            return None
+
+        kv = with_all_locks(self._locks, pop_any)
+        if kv is None:
+            raise KeyError("popitem(): dictionary is empty")
+        return _unwrap(kv[0]), kv[1]
 
     def clear(self) -> None:
         """Remove every item, atomically (all shard locks, in index order)."""
-        dropped: list[dict[Any, V]] = []
-        self._lock_all()
-        try:
-            # Move the contents out and let them go after the locks are
-            # released: a value's ``__del__`` must not run under our locks.
-            dropped = [s.copy() for s in self._shards]
-            for shard in self._shards:
-                shard.clear()
-        finally:
-            self._unlock_all()
+
+        # The contents are let go after the locks are released: a value's
+        # ``__del__`` must not run under our locks.  Interrupted, it changes
+        # nothing.
+        dropped = clear_all(self._locks, self._shards)
         del dropped
 
     def update(self, other: Any = (), /, **kwargs: V) -> None:
@@ -343,7 +374,14 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
 
     # ------------------------------------------------------- compound, atomic
 
-    def setdefault(self, key: K, default: Any = None) -> Any:
+    @overload
+    def setdefault(
+        self: _ShardedBase[K, T | None], key: K, default: None = None, /
+    ) -> T | None: ...
+    @overload
+    def setdefault(self, key: K, default: V, /) -> V: ...
+
+    def setdefault(self, key: K, default: Any = None, /) -> Any:
         """``dict.setdefault`` semantics, atomic: same as :meth:`get_or_set`."""
         return self.get_or_set(key, default)
 
@@ -351,26 +389,30 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
         """Return the value of ``key``; if absent, store ``default`` and return it.
 
         Atomic: among concurrent callers on an absent key exactly one value is
-        stored and every caller gets that value.
+        stored and every caller gets that value.  The key is hashed once; for
+        keys of types other than the plain builtins the lookup and the store
+        are one dict operation under the shard lock (the key's ``__eq__``
+        runs at most once per colliding key, as for ``dict.setdefault``).
         """
         h = hash(key)
         i = h % self._n
         shard = self._shards[i]
-        try:
-            return shard[key]
-        except KeyError:
-            pass
         tk = type(key)
-        kk = key if (tk is int or tk is str) else _wrap(key, h)
-        lock = self._locks[i]
-        lock.acquire()
-        try:
-            return shard[kk]
-        except KeyError:
-            shard[kk] = default
-            return default
-        finally:
-            lock.release()
+        if tk is int or tk is str or tk in _PLAIN:
+            # No user code in this key's hash or ==: probe lock-free first.
+            try:
+                return shard[key]
+            except KeyError:
+                pass
+            with self._locks[i]:
+                try:
+                    return shard[key]
+                except KeyError:
+                    shard[key] = default
+                    return default
+        kk = _wrap(key, h)
+        with self._locks[i]:
+            return shard.setdefault(kk, default)
 
     def increment(self, key: K, delta: Any = 1) -> V:
         """Add ``delta`` to the value of ``key`` (absent counts as 0); return the new value.
@@ -386,9 +428,7 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
         td = type(delta)
         if (tk is int or tk is str) and (td is int or td is float):
             shard = self._shards[i]
-            lock = self._locks[i]
-            lock.acquire()
-            try:
+            with self._locks[i]:
                 try:
                     cur = shard[key]
                 except KeyError:
@@ -398,8 +438,6 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
                 if tc is int or tc is float:
                     shard[key] = new = cur + delta
                     return new  # type: ignore[no-any-return]
-            finally:
-                lock.release()
         return self._increment_slow(i, _wrap(key, h), delta)  # type: ignore[no-any-return]
 
     def _increment_slow(self, i: int, kk: Any, delta: Any) -> Any:
@@ -506,81 +544,81 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
         the same object.  ``factory`` runs with no lock held: a per-key
         reservation marks the load, so other keys of the shard stay available.
 
-        * If ``factory`` raises, no mapping is stored, the exception
-          propagates to the loader, and each waiter retries (one of them
+        * If ``factory`` raises, or storing its result raises (a colliding
+          key's ``__eq__``), or the loader is interrupted (``BaseException``),
+          no mapping is stored, the exception propagates to the loader, the
+          reservation is released, and each waiter retries (one of them
           becomes the next loader), like ``ConcurrentHashMap.computeIfAbsent``.
         * If another operation stores ``key`` while ``factory`` runs, that
           value wins: it is kept and returned (the factory result is dropped).
         * A ``factory`` that calls ``compute_if_absent`` for the same key on
-          the same map raises ``RuntimeError`` instead of deadlocking.
+          the same map, or loads that wait for each other in a cycle, raise
+          ``RuntimeError`` instead of deadlocking.
         * ``timeout`` bounds the wait for another thread's load
-          (``TimeoutError``); ``None`` waits as long as it takes.
+          (``TimeoutError``); ``None`` or ``math.inf`` wait as long as it
+          takes, larger-than-representable values are accepted, negative or
+          NaN values raise ``ValueError``, non-numbers ``TypeError``.
         """
+        if timeout is not None:
+            check_timeout(timeout)
         h = hash(key)
         i = h % self._n
         shard = self._shards[i]
+        kk = _wrap(key, h)
         try:
-            return shard[key]
+            return shard[kk]
         except KeyError:
             pass
-        deadline = Deadline(check_timeout(timeout))
-        kk = _wrap(key, h)
+        deadline = Deadline(timeout)
         lock = self._locks[i]
         loading = self._loading[i]
         me = threading.get_ident()
         while True:
-            with lock:
+            res = _Reservation(me, key, h)
+            other: _Reservation | None = None
+            # ``running`` is held from before the reservation is registered
+            # until after it is unregistered, whatever happens in between; the
+            # ``try`` starts before the registration, so every path after it
+            # completes and unregisters the reservation.
+            with res.running:
                 try:
-                    return shard[kk]
-                except KeyError:
-                    pass
-                try:
-                    res = loading[kk]
-                except KeyError:
-                    res = loading[kk] = _Reservation(me)
-                    mine = True
-                else:
-                    mine = False
-            if mine:
-                return self._load(i, key, kk, res, factory)  # type: ignore[no-any-return]
-            _wait_for_load(res, key, me, deadline)
-            if not res.failed:
-                return res.value  # type: ignore[no-any-return]
-            # The loader failed: retry (possibly becoming the next loader).
-
-    def _load(
-        self, i: int, key: Any, kk: Any, res: _Reservation, factory: Callable[[Any], Any]
-    ) -> Any:
-        shard = self._shards[i]
-        lock = self._locks[i]
-        loading = self._loading[i]
-        try:
-            value = factory(key)
-        except BaseException:
-            with lock:
-                del loading[kk]
-            res.failed = True
-            res.done.set()
-            raise
-        with lock:
-            del loading[kk]
-            try:
-                value = shard[kk]
-            except KeyError:
-                shard[kk] = value
-        res.value = value
-        res.done.set()
-        return value
+                    with lock:
+                        try:
+                            return shard[kk]
+                        except KeyError:
+                            pass
+                        other = _find_reservation(loading, key, h)
+                        if other is None:
+                            try:
+                                loading[h].append(res)
+                            except KeyError:
+                                loading[h] = [res]
+                            res.registered = True
+                    if other is None:
+                        value = factory(key)
+                        with lock:
+                            _unregister(loading, res)  # first: runs no user code
+                            try:
+                                value = shard[kk]
+                            except KeyError:
+                                shard[kk] = value  # may raise (a colliding key's __eq__)
+                        res.value = value
+                        res.failed = False
+                        return value
+                finally:
+                    try:
+                        res.finish()
+                    finally:
+                        if res.registered:
+                            with lock:
+                                _unregister(loading, res)
+            assert other is not None
+            _wait_for_load(other, key, me, deadline)
+            if not other.failed:
+                return other.value  # type: ignore[no-any-return]
+            # The load failed: retry (possibly becoming the next loader).
 
     # ------------------------------------------------------ whole-map, views
-
-    def _lock_all(self) -> None:
-        for lock in self._locks:
-            lock.acquire()
-
-    def _unlock_all(self) -> None:
-        for lock in reversed(self._locks):
-            lock.release()
 
     def snapshot(self) -> dict[K, V]:
         """An atomic point-in-time copy as a plain ``dict``.
@@ -588,11 +626,8 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
         Every shard lock is held (taken in index order) only while the shards
         are copied; the result dict is built after they are released.
         """
-        self._lock_all()
-        try:
-            copies = [s.copy() for s in self._shards]
-        finally:
-            self._unlock_all()
+        shards = self._shards
+        copies = with_all_locks(self._locks, lambda: [s.copy() for s in shards])
         out: dict[Any, V] = {}
         for c in copies:
             for k, v in c.items():
@@ -654,9 +689,15 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
         self.update(other)
         return self
 
+    def __reversed__(self) -> Iterator[K]:
+        raise TypeError(
+            f"{type(self).__name__} has no order: iteration order is not insertion order "
+            "(keys are spread over shards); use sorted(d, reverse=True) or work on d.snapshot()"
+        )
+
     @property
     def shards(self) -> int:
-        """Number of shards (a power of two, fixed at construction)."""
+        """Number of shards (a prime, fixed at construction)."""
         return len(self._shards)
 
 
@@ -699,8 +740,10 @@ class ShardedDict(_ShardedBase[K, V]):
     that shard's lock (keys must not use the map in ``__eq__``).  Factories
     and compute functions always run with no lock held.  An exception from a
     key's ``__hash__``/``__eq__`` or from a user function leaves the map
-    unchanged.  For hot loops, call :meth:`handle` once per thread and use
-    the handle: same methods, fewer shared reference-count updates.
+    unchanged.  Every lock is taken by a ``with`` statement, so an exception
+    delivered anywhere (a ``KeyboardInterrupt`` from a signal handler) never
+    leaves one held.  For hot loops, call :meth:`handle` once per thread and
+    use the handle: same methods, fewer shared reference-count updates.
 
     **Atomic operations.** :meth:`get_or_set`/:meth:`setdefault`,
     :meth:`compute_if_absent` (single flight per key), :meth:`compute`,
@@ -715,15 +758,20 @@ class ShardedDict(_ShardedBase[K, V]):
     views are weakly consistent: they never raise "changed size during
     iteration", yield each key at most once, and show each shard as it was at
     some moment at or after the iterator was created (copied lazily, shard by
-    shard).  ``len()`` sums the shard sizes: exact when no thread is writing,
-    otherwise a value the map had around the call.  :meth:`snapshot` is the
-    atomic alternative.
+    shard).  Iteration order is **not** insertion order (keys are spread over
+    shards by hash) and ``reversed()`` raises ``TypeError``: use ``sorted(d)``
+    or order a :meth:`snapshot`.  ``len()`` sums the shard sizes: exact when
+    no thread is writing, otherwise a value the map had around the call.
+    :meth:`snapshot` is the atomic alternative.
 
     **Blocking and timeouts.** Shard locks are held only for a few dict
     operations, never while user code runs.  The only call that waits for
     other threads is :meth:`compute_if_absent`, while another thread loads
-    the same key; it takes ``timeout=`` (``None``: wait for the load) and
-    raises ``TimeoutError`` when it expires.
+    the same key; it takes ``timeout=`` (``None`` or ``math.inf``: wait for
+    the load; huge values are clamped; negative or NaN: ``ValueError``) and
+    raises ``TimeoutError`` when it expires.  Every load completes, value or
+    error, on every path (``BaseException`` included): waiters never hang
+    on a failed or interrupted loader.
 
     **Complexity.** Single-key operations are O(1) on average (one hash, one
     or two dict operations, at most one uncontended lock).
@@ -736,24 +784,40 @@ class ShardedDict(_ShardedBase[K, V]):
     __slots__ = ("__weakref__",)
 
     def __init__(self, data: Any = None, /, *, shards: int | None = None, **kwargs: V) -> None:
-        if shards is not None:
-            check_stripes(shards)  # TypeError / ValueError for bad input
-        n = _shard_count(shards)
-        self._shards = tuple({} for _ in range(n))
-        self._locks = tuple(threading.Lock() for _ in range(n))
-        self._loading = tuple({} for _ in range(n))
-        self._n = n
+        self._init_storage(_shard_count(shards))
         if data is not None:
             self.update(data)
         if kwargs:
             self.update(kwargs)
 
+    def _init_storage(self, n: int) -> None:
+        self._shards = tuple({} for _ in range(n))
+        self._locks = tuple(threading.Lock() for _ in range(n))
+        self._loading = tuple({} for _ in range(n))
+        self._n = n
+
+    @overload
     @classmethod
     def fromkeys(
-        cls, iterable: Iterable[K], value: Any = None, *, shards: int | None = None
-    ) -> ShardedDict[K, Any]:
-        """Like ``dict.fromkeys``."""
-        d: ShardedDict[K, Any] = cls(shards=shards)
+        cls, iterable: Iterable[T], value: None = None, /, *, shards: int | None = None
+    ) -> ShardedDict[T, Any | None]: ...
+    @overload
+    @classmethod
+    def fromkeys(
+        cls, iterable: Iterable[T], value: S, /, *, shards: int | None = None
+    ) -> ShardedDict[T, S]: ...
+
+    @classmethod
+    def fromkeys(
+        cls, iterable: Iterable[Any], value: Any = None, /, *, shards: int | None = None
+    ) -> ShardedDict[Any, Any]:
+        """Like ``dict.fromkeys``: a new map with every key of ``iterable`` set to ``value``.
+
+        Builds ``cls()`` (``cls(shards=shards)`` only when ``shards`` is given)
+        and stores the keys one by one, so subclasses get their own type and
+        their ``__setitem__`` is used, as with ``dict.fromkeys``.
+        """
+        d = cls() if shards is None else cls(shards=shards)
         for k in iterable:
             d[k] = value
         return d
@@ -769,14 +833,21 @@ class ShardedDict(_ShardedBase[K, V]):
         """
         return ShardedDictHandle(self)
 
+    @reprlib.recursive_repr("{...}")
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.snapshot()!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (_rebuild, (type(self), len(self._shards), self.snapshot()))
-
-    def __copy__(self) -> ShardedDict[K, V]:
-        return self.copy()
+        # Like dict: the class and shard count, then the subclass's own state,
+        # then the items (stored with ``obj[k] = v``).  The constructor is not
+        # called, so subclasses with any constructor signature pickle and copy.
+        return (
+            _rebuild,
+            (type(self), len(self._shards)),
+            subclass_state(self, ShardedDict),
+            None,
+            iter(self.snapshot().items()),
+        )
 
 
 class ShardedDictHandle(_ShardedBase[K, V]):
@@ -827,11 +898,20 @@ class ShardedDictHandle(_ShardedBase[K, V]):
         """A new handle on the same map, for the calling thread."""
         return ShardedDictHandle(self._map)
 
+    def fromkeys(
+        self, iterable: Iterable[T], value: Any = None, /, *, shards: int | None = None
+    ) -> ShardedDict[T, Any]:
+        """``type(self.map).fromkeys(...)``: a new map (not a handle), like ``dict.fromkeys``."""
+        return type(self._map).fromkeys(iterable, value, shards=shards)
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} of {self._map!r}>"
 
     def __reduce__(self) -> Any:
-        raise TypeError("a ShardedDictHandle is bound to a thread; pickle its .map instead")
+        raise TypeError(
+            "a ShardedDictHandle is bound to a thread and cannot be pickled or copied; "
+            "pickle or copy its .map instead"
+        )
 
 
 def _bind_hot_paths(h: ShardedDictHandle[Any, Any]) -> None:
@@ -842,16 +922,16 @@ def _bind_hot_paths(h: ShardedDictHandle[Any, Any]) -> None:
     created by the calling thread.  On 3.13t, whose interpreter does not
     specialise attribute and global loads, this measured 10 ns (``get``) and
     50 ns (``increment``) cheaper per call than the methods; the bound
-    ``__getitem__``/``acquire``/``release`` of each shard avoid updating the
-    shared objects' reference counts on every call.
+    ``__getitem__`` of each shard avoids updating the shared dict's reference
+    count on every read.  Locks are taken with ``with`` (never a bare
+    ``acquire()``), see :class:`_ShardedBase`.
     """
     shards = h._shards
+    locks = h._locks
     n = h._n
     # Bound methods created here (owned by this thread): calling one does not
-    # touch the reference count of the shared dict or lock it is bound to.
+    # touch the reference count of the shared dict it is bound to.
     getters = tuple([s.__getitem__ for s in shards])
-    acquires = tuple([lock.acquire for lock in h._locks])
-    releases = tuple([lock.release for lock in h._locks])
     _hash = hash
     _type = type
     _int = int
@@ -874,9 +954,7 @@ def _bind_hot_paths(h: ShardedDictHandle[Any, Any]) -> None:
         td = _type(delta)
         if (tk is _int or tk is _str) and (td is _int or td is _float):
             shard = shards[i]
-            release = releases[i]
-            acquires[i]()
-            try:
+            with locks[i]:
                 try:
                     cur = shard[key]
                 except _KeyError:
@@ -886,15 +964,16 @@ def _bind_hot_paths(h: ShardedDictHandle[Any, Any]) -> None:
                 if tc is _int or tc is _float:
                     shard[key] = new = cur + delta
                     return new
-            finally:
-                release()
         return base_increment_slow(h, i, _wrap(key, hk), delta)
 
     def get_or_set(key: Any, default: Any) -> Any:
-        try:
-            return getters[_hash(key) % n](key)
-        except _KeyError:
-            return base_get_or_set(h, key, default)
+        tk = _type(key)
+        if tk is _int or tk is _str:
+            try:
+                return getters[_hash(key) % n](key)
+            except _KeyError:
+                pass
+        return base_get_or_set(h, key, default)
 
     get.__doc__ = _ShardedBase.get.__doc__
     increment.__doc__ = _ShardedBase.increment.__doc__
@@ -904,5 +983,8 @@ def _bind_hot_paths(h: ShardedDictHandle[Any, Any]) -> None:
     h.get_or_set = get_or_set  # type: ignore[method-assign]
 
 
-def _rebuild(cls: type[ShardedDict[Any, Any]], shards: int, data: dict[Any, Any]) -> Any:
-    return cls(data, shards=shards)
+def _rebuild(cls: type[ShardedDict[Any, Any]], shards: int) -> Any:
+    """An empty instance of ``cls`` with ``shards`` shards (for pickling and copying)."""
+    obj = cls.__new__(cls)
+    ShardedDict._init_storage(obj, shards)
+    return obj

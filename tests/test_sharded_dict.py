@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import pickle
 import random
 import threading
@@ -1229,3 +1230,467 @@ def test_removed_values_are_released_after_the_lock(how: str) -> None:
 
     gc.collect()
     assert held == [False]
+
+
+# ------------------------------------------------------ failure paths (locks)
+
+
+def _bare_acquires(path: str) -> list[int]:
+    """Lines of ``path`` where a lock is acquired by a bare ``x.acquire()`` statement."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(__import__(path, fromlist=["_"])))
+    bare = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)):
+            continue
+        func = node.value.func
+        if isinstance(func, ast.Attribute) and func.attr == "acquire":
+            # ``parked``: a waiter's private wake-up lock that nobody else
+            # ever waits for (left held by an interrupt, it is just dropped).
+            if not (isinstance(func.value, ast.Name) and func.value.id == "parked"):
+                bare.append(node.lineno)
+        elif isinstance(func, ast.Subscript):
+            bare.append(node.lineno)
+    return bare
+
+
+@pytest.mark.parametrize(
+    "module", ["conctools.sharded_dict", "conctools.sharded_set", "conctools._internal.striping"]
+)
+def test_no_lock_is_taken_outside_the_scope_that_releases_it(module: str) -> None:
+    # A bare ``lock.acquire()`` (or ``acquires[i]()``) statement can be
+    # followed by an exception before its ``try:`` is entered; every lock is
+    # taken by ``with`` instead.
+    assert _bare_acquires(module) == []
+
+
+class _InterruptingLock:
+    """A stand-in shard lock whose next ``with`` raises ``fault`` when armed."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.armed: BaseException | None = None
+
+    def __enter__(self) -> bool:
+        fault, self.armed = self.armed, None
+        if fault is not None:
+            raise fault  # interrupted while waiting for the lock
+        return self.lock.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.__exit__(*exc)
+
+    def locked(self) -> bool:
+        return self.lock.locked()
+
+
+class _Fault(BaseException):
+    pass
+
+
+def test_all_locks_are_released_when_taking_them_is_interrupted() -> None:
+    from conctools._internal.striping import with_all_locks
+
+    locks = [threading.Lock() for _ in range(131)]
+    for bad in (0, 15, 16, 40, 130):
+        hold = locks[bad]
+        hold.acquire()  # held by "another thread": with_all_locks must time out below
+        flaky = list(locks)
+        il = _InterruptingLock()
+        il.lock = hold
+        il.armed = _Fault()
+        flaky[bad] = il  # type: ignore[call-overload]
+        with pytest.raises(_Fault):
+            with_all_locks(flaky, lambda: None)
+        hold.release()
+        assert not any(lock.locked() for lock in locks)
+    assert with_all_locks(locks, lambda: sum(lock.locked() for lock in locks)) == 131
+
+
+def test_many_shards_take_all_locks_without_deep_recursion() -> None:
+    from conctools._internal import striping
+
+    n = striping._NESTED_MAX + 300
+    locks = [threading.Lock() for _ in range(n)]
+    assert striping.with_all_locks(locks, lambda: sum(lock.locked() for lock in locks)) == n
+    assert not any(lock.locked() for lock in locks)
+    for bad in (striping._NESTED_MAX + 5, n - 1):
+        hold = locks[bad]
+        hold.acquire()
+        flaky = list(locks)
+        il = _InterruptingLock()
+        il.lock = hold
+        il.armed = _Fault()
+        flaky[bad] = il  # type: ignore[call-overload]
+        with pytest.raises(_Fault):
+            striping.with_all_locks(flaky, lambda: None)
+        hold.release()
+        assert not any(lock.locked() for lock in locks)
+    d: ShardedDict[int, int] = ShardedDict({1: 1, 2: 2}, shards=20000)
+    assert d.snapshot() == {1: 1, 2: 2} and len(d.popitem()) == 2
+    d.clear()
+    assert not d and not any(lock.locked() for lock in d._locks)
+
+
+# -------------------------------------- compute_if_absent completion paths
+
+
+def _loader_and_waiter(
+    d: ShardedDict[Any, Any], key: Any, during_load: Callable[[], None]
+) -> tuple[BaseException | None, list[Any]]:
+    """Main thread loads ``key``; a waiter joins the load; ``during_load`` runs in the factory.
+
+    Returns the loader's exception and what the waiter got (value or
+    exception); fails if the waiter does not finish.
+    """
+    started = threading.Event()
+    got: list[Any] = []
+
+    def waiter() -> None:
+        started.wait(5)
+        try:
+            got.append(d.compute_if_absent(key, lambda k: "waiter-value", timeout=5))
+        except BaseException as exc:  # reported
+            got.append(exc)
+
+    t = threading.Thread(target=waiter, daemon=True)
+    t.start()
+
+    def factory(k: Any) -> Any:
+        started.set()
+        deadline = time.monotonic() + 5
+        while not sdmod._waiting and time.monotonic() < deadline:
+            time.sleep(0.001)  # the waiter is waiting for this load
+        during_load()
+        return "loader-value"
+
+    err: BaseException | None = None
+    try:
+        d.compute_if_absent(key, factory)
+    except BaseException as exc:
+        err = exc
+    t.join(10)
+    assert not t.is_alive(), "the waiter hangs: the reservation was never completed"
+    return err, got
+
+
+def test_compute_if_absent_store_raising_completes_waiters_and_frees_the_key() -> None:
+    d: ShardedDict[Any, Any] = ShardedDict(shards=1)
+    raising = [True]
+
+    class Eq:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def __hash__(self) -> int:
+            return 7
+
+        def __eq__(self, other: object) -> bool:
+            if raising[0]:
+                raise ArithmeticError("eq")
+            return isinstance(other, Eq) and other.name == self.name
+
+    key = Eq("new")
+
+    def insert_colliding() -> None:
+        raising[0] = False
+        d[Eq("old")] = 1  # lands in the same shard, same hash
+        raising[0] = True
+
+    err, got = _loader_and_waiter(d, key, insert_colliding)
+    assert isinstance(err, ArithmeticError)  # the store raised: map unchanged
+    assert len(got) == 1 and isinstance(got[0], ArithmeticError)  # completed, not hung
+    assert not any(d._loading) and not sdmod._waiting
+    raising[0] = False
+    assert len(d) == 1 and d.compute_if_absent(key, lambda k: "later") == "later"
+
+
+def test_compute_if_absent_interrupted_waiting_for_the_shard_lock() -> None:
+    d: ShardedDict[Any, Any] = ShardedDict(shards=1)
+    il = _InterruptingLock()
+    d._locks = (il,)  # type: ignore[assignment]
+
+    def arm() -> None:
+        il.armed = _Fault()  # the loader's final ``with lock:`` is interrupted
+
+    err, got = _loader_and_waiter(d, "k", arm)
+    assert isinstance(err, _Fault)
+    # the waiter retried and loaded the key itself: nothing wedged
+    assert got == ["waiter-value"] and d["k"] == "waiter-value"
+    assert not any(d._loading) and not il.locked() and not sdmod._waiting
+
+
+@pytest.mark.parametrize("exc", [ValueError("factory"), KeyboardInterrupt(), _Fault()])
+def test_compute_if_absent_factory_base_exception_completes(exc: BaseException) -> None:
+    d: ShardedDict[Any, Any] = ShardedDict()
+
+    def boom() -> None:
+        raise exc
+
+    err, got = _loader_and_waiter(d, "k", boom)
+    assert err is exc and got == ["waiter-value"]
+    assert not any(d._loading) and not sdmod._waiting
+
+
+def test_stale_reservation_of_a_vanished_loader_is_dropped() -> None:
+    # A loader interrupted between registering and starting its load leaves a
+    # registered reservation whose ``running`` lock is free: the next caller
+    # must drop it, not wait for it forever.
+    d: ShardedDict[str, Any] = ShardedDict(shards=1)
+    h = hash("k")
+    stale = sdmod._Reservation(12345, "k", h)
+    stale.registered = True
+    d._loading[0][h] = [stale]
+    assert d.compute_if_absent("k", lambda k: 5, timeout=5) == 5
+    assert not any(d._loading)
+
+
+@pytest.mark.timeout(60)
+def test_former_loader_asking_for_its_waiters_key_is_not_a_deadlock(
+    switch_interval: None,
+) -> None:
+    # A loads k1; B's factory for k2 waits for k1.  As soon as A's load is
+    # done, A asks for k2 as an ordinary caller: it must wait for B's load
+    # (B's edge to A's finished load is dead), not raise "re-entered".
+    false_reports = 0
+    for trial in range(40):
+        d: ShardedDict[str, Any] = ShardedDict()
+        b_waiting = threading.Event()
+
+        def factory_k1(k: str) -> Any:
+            deadline = time.monotonic() + 5
+            while not sdmod._waiting and time.monotonic() < deadline:
+                time.sleep(0.0005)
+            return 1
+
+        def factory_k2(k: str, d: ShardedDict[str, Any] = d) -> Any:
+            b_waiting.set()
+            return d.compute_if_absent("k1", lambda k: 99) + 1
+
+        def a() -> Any:
+            d.compute_if_absent("k1", factory_k1)
+            try:
+                return d.compute_if_absent("k2", lambda k: -1, timeout=10)
+            except RuntimeError as exc:
+                return exc
+
+        def b(d: ShardedDict[str, Any] = d) -> Any:
+            return d.compute_if_absent("k2", factory_k2)
+
+        ta = threading.Thread(target=lambda: out.append(a()))
+        out: list[Any] = []
+        tb = threading.Thread(target=b)
+        ta.start()
+        deadline = time.monotonic() + 5
+        while not any(d._loading) and time.monotonic() < deadline:
+            time.sleep(0.0005)  # A's load of k1 is registered
+        tb.start()
+        ta.join(20)
+        tb.join(20)
+        assert out, f"trial {trial}: thread A did not finish"
+        if isinstance(out[0], RuntimeError):
+            false_reports += 1
+        else:
+            assert out[0] in (2, -1)
+    assert false_reports == 0
+
+
+@pytest.mark.parametrize("timeout", [math.inf, 1e300, threading.TIMEOUT_MAX * 2])
+def test_compute_if_absent_huge_timeouts_wait(timeout: Any) -> None:
+    d: ShardedDict[str, Any] = ShardedDict()
+    err, got = _loader_and_waiter_with_timeout(d, timeout)
+    assert err is None and got == ["loader-value"]
+
+
+def _loader_and_waiter_with_timeout(
+    d: ShardedDict[str, Any], timeout: Any
+) -> tuple[BaseException | None, list[Any]]:
+    started = threading.Event()
+    release = threading.Event()
+    got: list[Any] = []
+
+    def loader() -> None:
+        def factory(k: str) -> str:
+            started.set()
+            release.wait(5)
+            return "loader-value"
+
+        d.compute_if_absent("k", factory)
+
+    t = threading.Thread(target=loader, daemon=True)
+    t.start()
+    started.wait(5)
+    threading.Timer(0.05, release.set).start()
+    err: BaseException | None = None
+    try:
+        got.append(d.compute_if_absent("k", lambda k: "mine", timeout=timeout))
+    except BaseException as exc:
+        err = exc
+    t.join(5)
+    return err, got
+
+
+@pytest.mark.parametrize(
+    ("timeout", "exc"),
+    [
+        (True, TypeError),
+        ("1", TypeError),
+        ([], TypeError),
+        (-1, ValueError),
+        (math.nan, ValueError),
+    ],
+)
+def test_compute_if_absent_bad_timeouts(timeout: Any, exc: type[Exception]) -> None:
+    d: ShardedDict[str, int] = ShardedDict({"present": 1})
+    with pytest.raises(exc):
+        d.compute_if_absent("k", lambda k: 1, timeout=timeout)
+    with pytest.raises(exc):  # validated on the hit path too
+        d.compute_if_absent("present", lambda k: 1, timeout=timeout)
+    assert d == {"present": 1} and not any(d._loading)
+
+
+# ------------------------------------------------- stdlib contracts (dict)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_repr_of_a_map_containing_itself(kind: str) -> None:
+    base: ShardedDict[str, Any] = ShardedDict()
+    d = as_map(base, kind)
+    d["me"] = base
+    assert repr(base) == "ShardedDict({'me': {...}})"
+    assert repr(d).endswith("ShardedDict({'me': {...}})" + (">" if kind == "handle" else ""))
+    plain = {"me": None}
+    plain["me"] = plain  # type: ignore[assignment]
+    assert repr(plain) == "{'me': {...}}"  # what dict prints
+
+
+class _NoKwargs(ShardedDict[Any, Any]):
+    """A subclass whose constructor takes no keywords (nor arguments)."""
+
+    __slots__ = ("tag",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tag = "made by __init__"
+
+
+def test_fromkeys_calls_the_subclass_constructor_without_keywords() -> None:
+    d = _NoKwargs.fromkeys("ab", 0)
+    assert type(d) is _NoKwargs and d == {"a": 0, "b": 0} and d.tag == "made by __init__"
+    e = ShardedDict.fromkeys(range(3))
+    assert type(e) is ShardedDict and e == dict.fromkeys(range(3))
+    f = ShardedDict.fromkeys("xy", 1, shards=5)
+    assert f.shards == 5 and f == {"x": 1, "y": 1}
+
+
+def test_handle_has_fromkeys() -> None:
+    d = _NoKwargs()
+    h = d.handle()
+    e = h.fromkeys("ab", 7)
+    assert type(e) is _NoKwargs and e == {"a": 7, "b": 7}
+    assert ShardedDict().handle().fromkeys([1]) == {1: None}
+    assert set(dir(ShardedDict)) - set(dir(ShardedDictHandle)) <= {"__weakref__", "_init_storage"}
+
+
+class _Counted:
+    """Every instance hashes to 5; counts __hash__ and __eq__ calls."""
+
+    hashes = 0
+    eqs = 0
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __hash__(self) -> int:
+        _Counted.hashes += 1
+        return 5
+
+    def __eq__(self, other: object) -> bool:
+        _Counted.eqs += 1
+        return isinstance(other, _Counted) and other.name == self.name
+
+
+def _count_setdefault(m: Any, key: _Counted, method: str = "setdefault") -> tuple[int, int]:
+    _Counted.hashes = _Counted.eqs = 0
+    getattr(m, method)(key, 1)
+    return _Counted.hashes, _Counted.eqs
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("method", ["setdefault", "get_or_set"])
+def test_setdefault_hashes_and_compares_a_colliding_key_once(kind: str, method: str) -> None:
+    plain: dict[Any, Any] = {_Counted("old"): 0}
+    base: ShardedDict[Any, Any] = ShardedDict({_Counted("old"): 0}, shards=1)
+    d = as_map(base, kind)
+    new_dict = _count_setdefault(plain, _Counted("new"))
+    new_ours = _count_setdefault(d, _Counted("new"), method)
+    assert new_dict == (1, 1)
+    assert new_ours == new_dict  # one hash, one comparison with the colliding key
+    hit_dict = _count_setdefault(plain, _Counted("new"))
+    hit_ours = _count_setdefault(d, _Counted("new"), method)
+    assert hit_ours[0] == 1 and hit_ours[1] <= hit_dict[1] + 1
+    assert base[_Counted("new")] == 1 and len(base) == 2
+
+
+def test_reversed_raises_a_clear_type_error() -> None:
+    d: ShardedDict[int, int] = ShardedDict({1: 1, 2: 2})
+    for m in (d, d.handle()):
+        with pytest.raises(TypeError, match=r"not insertion order.*sorted"):
+            reversed(m)  # type: ignore[call-overload]
+    assert sorted(d, reverse=True) == [2, 1]
+
+
+def test_missing_hook_of_subclasses_like_dict() -> None:
+    class Defaulting(ShardedDict[str, int]):
+        def __missing__(self, key: str) -> int:
+            return -1
+
+    d = Defaulting({"a": 1})
+    assert d["a"] == 1 and d["zz"] == -1 and "zz" not in d and d.get("zz") is None
+    with pytest.raises(KeyError, match="zz"):
+        ShardedDict()["zz"]
+
+
+class _WithState(ShardedDict[Any, Any]):
+    """A subclass with its own attributes (no __slots__: it has a __dict__)."""
+
+    def __init__(self, tag: str) -> None:
+        super().__init__(shards=7)
+        self.tag = tag
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["copy.copy", "copy.deepcopy"] + [f"pickle{p}" for p in range(pickle.HIGHEST_PROTOCOL + 1)],
+)
+def test_copy_deepcopy_pickle_like_dict(how: str) -> None:
+    def clone(x: Any) -> Any:
+        if how == "copy.copy":
+            return copy.copy(x)
+        if how == "copy.deepcopy":
+            return copy.deepcopy(x)
+        return pickle.loads(pickle.dumps(x, int(how[6:])))
+
+    for d in (ShardedDict({"l": [1], Colliding("c"): 2}, shards=5), _WithState("t"), _NoKwargs()):
+        d["l"] = [1]
+        c = clone(d)
+        assert type(c) is type(d) and c == d and c is not d and c.shards == d.shards
+        assert getattr(c, "tag", None) == getattr(d, "tag", None)
+        assert (c["l"] is d["l"]) == (how == "copy.copy")  # shallow vs deep, as dict
+        c["new"] = 1
+        assert "new" not in d
+    # a map containing itself copies like a dict containing itself
+    s: ShardedDict[str, Any] = ShardedDict()
+    s["self"] = s
+    c = clone(s)
+    assert c["self"] is (s if how == "copy.copy" else c)
+
+
+def test_handle_cannot_be_copied_or_pickled_with_a_clear_type_error() -> None:
+    h = ShardedDict({"a": 1}).handle()
+    for fn in (copy.copy, copy.deepcopy, pickle.dumps):
+        with pytest.raises(TypeError, match=r"bound to a thread.*\.map"):
+            fn(h)
+    assert copy.deepcopy({"m": h.map})["m"] == {"a": 1}
