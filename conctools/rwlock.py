@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import _thread
 import functools
-import itertools
 import operator
 import os
 import re
@@ -151,10 +150,11 @@ def _own_count(slot: _ReadGuard) -> int:
     return n
 
 
-def _forget(slots: dict[int, Any], key: int, ref: object) -> None:
-    """Weakref callback: a thread's slot died with the thread; drop its entry."""
-    with suppress(KeyError):
-        del slots[key]
+def _forget(slots: list[Any], ref: object) -> None:
+    """Weakref callback: a thread's slot died with the thread; drop its entry
+    (one C call; a dead weakref compares by identity)."""
+    with suppress(ValueError):
+        slots.remove(ref)
 
 
 def _no_copy(obj: object, *args: object) -> NoReturn:
@@ -322,7 +322,6 @@ class RWLock:
         "_fair",
         "_gate",
         "_held",
-        "_ids",
         "_local",
         "_mutex",
         "_policy",
@@ -351,11 +350,10 @@ class RWLock:
         self._local = threading.local()
         self._mutex = threading.Lock()
         self._wlock = _RLock()  # serialises writers; ownership is the record
-        self._ids = itertools.count()
         # Guarded by _mutex (the slot registry is also pruned by weakref
         # callbacks when a reading thread ends, without the mutex):
         self._gate = False  # True: new readers take the slow path and wait
-        self._slots: dict[int, weakref.ref[_ReadGuard]] = {}
+        self._slots: list[weakref.ref[_ReadGuard]] = []
         self._writer: int | None = None  # ident of the thread holding the write lock
         self._acquirer: int | None = None  # ident of a writer taking the slots
         self._wcount = 0  # its re-entrancy count
@@ -461,9 +459,8 @@ class RWLock:
         interrupt lands in between, the unreferenced slot dies and its
         weakref callback removes the entry."""
         slot = _ReadGuard()
-        key = next(self._ids)
         slots = self._slots
-        slots[key] = weakref.ref(slot, functools.partial(_forget, slots, key))
+        slots.append(weakref.ref(slot, functools.partial(_forget, slots)))
         self._local.slot = slot
         return slot
 
@@ -596,7 +593,7 @@ class RWLock:
     def _live_slots(self, own: _ReadGuard | None) -> list[_ReadGuard]:
         """Slots of live reading threads other than ``own``."""
         live = []
-        for r in list(self._slots.values()):  # an atomic copy
+        for r in self._slots.copy():  # an atomic copy
             s = r()
             if s is not None and s is not own:
                 live.append(s)
@@ -651,24 +648,28 @@ class RWLock:
             if not self._admitted:
                 break
             _yield()
-        w = _allocate_lock()
-        w.acquire()
-        while True:
-            with self._mutex:
-                if not self._admitted:
-                    if w in self._wparked:
-                        self._wparked.remove(w)
-                    slots = self._live_slots(own)
-                    self._acquirer = me
-                    break
-                # "fair": the readers of the current read phase go first.
-                if w not in self._wparked:
-                    self._wparked.append(w)
-            if not self._park(w, deadline):
+        w: Any = None  # parking lock, made when first needed
+        try:
+            while True:
+                with self._mutex:
+                    if not self._admitted:
+                        slots = self._live_slots(own)
+                        self._acquirer = me
+                        break
+                    # "fair": the readers of the current read phase go first.
+                    if w is None:
+                        w = _allocate_lock()
+                        w.acquire()
+                    if w not in self._wparked:
+                        self._wparked.append(w)
+                if not self._park(w, deadline):
+                    return False
+        finally:
+            # Only this thread adds or removes w: leave the queue on every path.
+            if w is not None and w in self._wparked:
                 with self._mutex:
                     if w in self._wparked:
                         self._wparked.remove(w)
-                return False
         for s in slots:
             if not _rl_acquire(s, True, lock_timeout(deadline.remaining())):
                 return False
@@ -765,7 +766,8 @@ class RWLock:
                 self._version += 1
                 self._writer = None
                 _rl_release(self._wlock)
-            self._wake()
+            if self._rwaiters or self._admitted or self._wparked:
+                self._wake()
 
     def write(self, timeout: float | None = None) -> AbstractContextManager[object]:
         """Context manager holding the write lock for the ``with`` block.
