@@ -8,6 +8,7 @@
 # test_conformance_rwlock.py; deviations are listed in DEVIATIONS.md.
 # ruff: noqa
 # mypy: ignore-errors
+# fmt: off
 """
 Various tests for synchronization primitives.
 """
