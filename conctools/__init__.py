@@ -17,7 +17,7 @@ from .counters import (
     StripedCounterHandle,
 )
 from .queue import ConcurrentQueue, PartialPut, QueueClosed
-from .rwlock import RWLock, RWLockPolicy
+from .rwlock import ReadLock, RWLock, RWLockPolicy, WriteLock
 from .sharded_dict import ShardedDict, ShardedDictHandle
 
 __version__ = "0.1.0"
@@ -36,11 +36,13 @@ __all__ = [
     "QueueClosed",
     "RWLock",
     "RWLockPolicy",
+    "ReadLock",
     "RuntimeInfo",
     "ShardedDict",
     "ShardedDictHandle",
     "StripedCounter",
     "StripedCounterHandle",
+    "WriteLock",
     "__version__",
     "cached",
     "free_threaded_build",
