@@ -952,15 +952,14 @@ class ReadLock(_SideLock):
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire a read hold; ``False`` if not granted in time."""
-        return self._rw.acquire_read(timeout, blocking=blocking)
-
-    def release(self) -> None:
-        """Release one read hold of the calling thread (:class:`RuntimeError` if none)."""
-        self._rw.release_read()
-
-    def __enter__(self) -> bool:
+        t = None if blocking is True and timeout == -1 else _lock_args(timeout, blocking)
+        # Inlined, not delegated to acquire_read(): an interrupt landing after a
+        # delegated call returned would leave a hold that nobody reports taken.
         rw = self._rw
-        slot = rw._local.__dict__.get("slot")
+        try:
+            slot: _ReadGuard | None = rw._local.slot
+        except AttributeError:
+            slot = None
         if slot is not None and _rl_is_owned(slot):
             try:
                 return _rl_acquire(slot)  # re-entrant
@@ -968,7 +967,34 @@ class ReadLock(_SideLock):
                 _rl_release(slot)  # raised by the check after the acquire
                 raise
         try:
-            return rw._acquire_read_slow(slot, None)
+            if slot is not None and t is None and not rw._gate:
+                return _rl_acquire(slot)
+            return rw._acquire_read_slow(slot, t)
+        except BaseException:
+            rw._read_abort()  # held nothing before: undo what was taken
+            raise
+
+    def release(self) -> None:
+        """Release one read hold of the calling thread (:class:`RuntimeError` if none)."""
+        self._rw.release_read()
+
+    def __enter__(self) -> bool:
+        t = None  # as acquire(), inlined for the same reason
+        rw = self._rw
+        try:
+            slot: _ReadGuard | None = rw._local.slot
+        except AttributeError:
+            slot = None
+        if slot is not None and _rl_is_owned(slot):
+            try:
+                return _rl_acquire(slot)  # re-entrant
+            except BaseException:
+                _rl_release(slot)  # raised by the check after the acquire
+                raise
+        try:
+            if slot is not None and t is None and not rw._gate:
+                return _rl_acquire(slot)
+            return rw._acquire_read_slow(slot, t)
         except BaseException:
             rw._read_abort()  # held nothing before: undo what was taken
             raise
@@ -1036,7 +1062,17 @@ class WriteLock(_SideLock):
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         """Acquire a write hold; ``False`` if not granted in time."""
-        return self._rw.acquire_write(timeout, blocking=blocking)
+        t = None if blocking is True and timeout == -1 else _lock_args(timeout, blocking)
+        rw = self._rw
+        me = _get_ident()
+        if rw._writer == me:
+            rw._wcount += 1  # re-entrant: plain stores, nothing to interrupt
+            return True
+        try:
+            return rw._acquire_write(me, t)
+        except BaseException:
+            rw._write_abort(me)  # also undoes a grant the interrupt came after
+            raise
 
     def release(self) -> None:
         """Release one write hold of the calling thread (:class:`RuntimeError` if none)."""
