@@ -384,7 +384,7 @@ class RWLock:
 
     # ------------------------------------------------------------------ read
 
-    def acquire_read(self, timeout: float | None = None, *, blocking: bool = True) -> bool:
+    def acquire_read(self, timeout: float | None = None, blocking: bool = True) -> bool:
         """Acquire the read lock; return ``False`` if ``timeout`` passes first.
 
         ``timeout``: ``None``, ``-1`` or ``inf`` wait forever, ``0`` tries
@@ -545,7 +545,7 @@ class RWLock:
 
     # ----------------------------------------------------------------- write
 
-    def acquire_write(self, timeout: float | None = None, *, blocking: bool = True) -> bool:
+    def acquire_write(self, timeout: float | None = None, blocking: bool = True) -> bool:
         """Acquire the write lock; return ``False`` if ``timeout`` passes first.
 
         ``timeout`` and ``blocking`` as for :meth:`acquire_read`. Re-entrant

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from conctools.rwlock import RWLock
+from conctools.rwlock import RWLock, _rl_is_owned
 from conctools.testing.faults import FaultReport, inject_faults
 
 pytestmark = pytest.mark.skipif(
@@ -170,6 +170,17 @@ def run_faults(rw: RWLock, target_name: str, attempts: int, seed: int) -> tuple[
             time.sleep(0)
 
     def check() -> None:
+        # Never a half-taken or half-released write lock: the main thread holds
+        # the write lock completely (internal lock and every excluded slot) or
+        # nothing of it (an interrupted release either completed or never began).
+        own = rw._local.__dict__.get("slot")
+        others = [s for s in rw._live_slots(own) if _rl_is_owned(s)]
+        if rw.holds_write():
+            assert _rl_is_owned(rw._wlock) and rw._wcount >= 1
+            assert all(_rl_is_owned(s) for s in rw._held)
+        else:
+            assert not _rl_is_owned(rw._wlock), "internal writer lock left held"
+            assert not others, "reader slots left held by a non-writer"
         # Holds the main thread knows it has: the caller's to release.
         while rw.holds_write():
             rw.release_write()
