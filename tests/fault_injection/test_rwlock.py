@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from conftest import stress_scale
 
 from conctools.rwlock import RWLock, _rl_is_owned
 from conctools.testing.faults import FaultReport, inject_faults
@@ -231,7 +232,9 @@ def assert_quiet(rw: RWLock) -> None:
 @pytest.mark.parametrize("target", TARGETS)
 def test_rwlock_fault_injection(policy: Any, target: str) -> None:
     rw = RWLock(policy)
-    report, repaired = run_faults(rw, target, attempts=200, seed=hash((policy, target)) & 0xFFFF)
+    report, repaired = run_faults(
+        rw, target, attempts=stress_scale(ci=200, full=1500), seed=hash((policy, target)) & 0xFFFF
+    )
     DELIVERED[f"{policy}/{target}"] = report.delivered
     assert report.delivered > 0, report
     assert_quiet(rw)
