@@ -1051,8 +1051,9 @@ def test_reused_thread_ident_gets_a_fresh_slot() -> None:
         t.start()
         t.join()
     assert all(held is False for _, held in seen)
-    assert any(reused for reused, _ in seen) or not seen  # idents are reused in practice
     assert_idle(lock)
+    if not any(reused for reused, _ in seen):
+        pytest.skip("the platform did not reuse a thread ident in 50 tries")
 
 
 # -------------------------------------------- copy, pickle and subclassing
