@@ -622,7 +622,15 @@ class RWLock:
                     _rl_release(h)
                 return s
             held.append(s)
-        self._install(me, held)
+        # self._install(me, held), inlined (the uncontended write path):
+        if me in self._wwaiters:
+            self._wwaiters.remove(me)
+        self._acquirer = None
+        self._held = held
+        self._wcount = 1
+        self._gate = True
+        self._version += 1
+        self._writer = me
         return None
 
     def _park(self, w: Any, deadline: Deadline) -> bool:
@@ -738,7 +746,22 @@ class RWLock:
             self._wcount -= 1
             return
         try:
-            self._release_write_final(me)
+            # self._release_write_final(me), inlined (the uncontended path)
+            for s in self._held:
+                _rl_release(s)  # each held exactly once: the writer took it
+            with self._mutex:
+                if self._fair and self._rwaiters:
+                    waiting = self._rwaiters
+                    self._rwaiters = []
+                    self._admitted += waiting
+                self._gate = not self._reader_pref and self._wwaiters != []
+                self._held = []
+                self._wcount = 0
+                self._version += 1
+                self._writer = None
+                _rl_release(self._wlock)
+                if self._rwaiters or self._admitted or self._wparked:
+                    self._wake()
         except BaseException:
             self._release_write_final(me)  # finish what the interrupt cut short
             raise
