@@ -1015,7 +1015,7 @@ def test_ended_threads_entries_are_retired_without_a_writer() -> None:
     """Each reading thread's entry goes when the thread ends (before: it stayed
     until a writer ran: 10,000 short-lived readers, 10,000 entries)."""
     lock = RWLock()
-    n = 2000
+    n = 500
     for _ in range(n // 50):
         ts = [threading.Thread(target=_read_once, args=(lock,)) for _ in range(50)]
         for t in ts:
@@ -1208,3 +1208,21 @@ def test_condition_over_reader() -> None:
     run_concurrently(waiter, waiter, writer, timeout=15)
     assert woke == [1, 1]
     assert_idle(lock)
+
+
+def test_holds_left_by_an_ended_thread() -> None:
+    """A read hold dies with its thread's slot (writers stop waiting for it);
+    a write hold left behind keeps writers out."""
+    lock = RWLock()
+    t = threading.Thread(target=lock.acquire_read)
+    t.start()
+    t.join()
+    gc.collect()
+    assert lock.acquire_write(timeout=2) is True
+    lock.release_write()
+    t = threading.Thread(target=lock.acquire_write)
+    t.start()
+    t.join()
+    assert lock.write_locked
+    assert lock.acquire_write(timeout=0.05) is False
+    assert lock.acquire_read(timeout=0.05) is False
