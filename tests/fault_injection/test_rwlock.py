@@ -199,8 +199,17 @@ def run_faults(rw: RWLock, target_name: str, attempts: int, seed: int) -> tuple[
             raise AssertionError("read lock left held")
         rw.release_read()
 
+    # The fault lands within 1.5x the target's own duration: measured as the
+    # fastest of a few calls (one slow first call on a busy machine would
+    # otherwise spread the delays so far that few faults land inside).
+    durations = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        target()
+        durations.append(time.perf_counter() - t0)
     report = inject_faults(
         target,
+        max_delay=max(20e-6, 1.5 * min(durations)),
         attempts=attempts,
         check=check,
         probe=probe,
