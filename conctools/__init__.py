@@ -17,7 +17,7 @@ from .counters import (
     StripedCounterHandle,
 )
 from .queue import ConcurrentQueue, PartialPut, QueueClosed
-from .rwlock import RWLock, RWLockPolicy
+from .rwlock import ReadLock, RWLock, RWLockPolicy, WriteLock
 from .sharded_dict import ShardedDict, ShardedDictHandle
 from .sharded_set import ShardedSet, ShardedSetHandle
 
@@ -39,6 +39,7 @@ __all__ = [
     "QueueClosed",
     "RWLock",
     "RWLockPolicy",
+    "ReadLock",
     "RuntimeInfo",
     "ShardedDict",
     "ShardedDictHandle",
@@ -46,6 +47,7 @@ __all__ = [
     "ShardedSetHandle",
     "StripedCounter",
     "StripedCounterHandle",
+    "WriteLock",
     "__version__",
     "cached",
     "free_threaded_build",

@@ -9,6 +9,11 @@ the problem.
 from __future__ import annotations
 
 import contextlib
+import copy
+import gc
+import math
+import pickle
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -180,15 +185,21 @@ def test_timeouts_honoured(policy: Any) -> None:
     assert_idle(lock)
 
 
-@pytest.mark.parametrize("bad", [-1, -0.5, float("nan")])
+@pytest.mark.parametrize("bad", [-2, -0.5, -math.inf, float("nan")])
 def test_bad_timeouts(bad: float) -> None:
     lock = RWLock()
     for call in (lock.acquire_read, lock.acquire_write, lock.read, lock.write):
         with pytest.raises(ValueError):
             call(bad)
     for call in (lock.acquire_read, lock.acquire_write, lock.read, lock.write):
+        for wrong in ("1", True, False, [1]):
+            with pytest.raises(TypeError):
+                call(wrong)  # type: ignore[arg-type]
+    for obj in (lock.reader, lock.writer):
+        with pytest.raises(ValueError):
+            obj.acquire(timeout=bad)
         with pytest.raises(TypeError):
-            call("1")  # type: ignore[arg-type]
+            obj.acquire(timeout="1")  # type: ignore[arg-type]
     assert_idle(lock)
 
 
@@ -643,38 +654,63 @@ class _Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("policy", POLICIES)
-def test_interrupted_reader_leaves_no_trace(policy: Any) -> None:
-    lock = RWLock(policy)
+@contextlib.contextmanager
+def _interrupt_after(seconds: float) -> Iterator[None]:
+    """A signal handler raises _Interrupt in the main thread after ``seconds``
+    (as KeyboardInterrupt would)."""
 
-    def boom(timeout: float | None = None) -> bool:
+    def handler(signum: int, frame: object) -> None:
         raise _Interrupt
 
+    old = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+needs_itimer = pytest.mark.skipif(
+    not hasattr(signal, "setitimer"), reason="needs signal.setitimer (POSIX)"
+)
+
+
+@needs_itimer
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("how", ["acquire_read", "read", "reader"])
+def test_interrupted_reader_leaves_no_trace(policy: Any, how: str) -> None:
+    lock = RWLock(policy)
+    calls = {
+        "acquire_read": lambda: lock.acquire_read(timeout=5),
+        "read": lambda: lock.read(timeout=5).__enter__(),
+        "reader": lambda: lock.reader.acquire(timeout=5),
+    }
     with held_in_thread(lock, "write"):
-        lock._cond.wait = boom  # type: ignore[method-assign]
-        with pytest.raises(_Interrupt):
-            lock.acquire_read(timeout=5)
-        del lock._cond.wait
-        assert lock.waiting_readers == 0
+        with pytest.raises(_Interrupt), _interrupt_after(0.05):
+            calls[how]()
+        assert lock.waiting_readers == 0 and not lock.holds_read()
     assert_idle(lock)
 
 
+@needs_itimer
 @pytest.mark.parametrize("policy", POLICIES)
-def test_interrupted_writer_leaves_no_trace(policy: Any) -> None:
+@pytest.mark.parametrize("how", ["acquire_write", "write", "writer"])
+def test_interrupted_writer_leaves_no_trace(policy: Any, how: str) -> None:
     lock = RWLock(policy)
-
-    class Boom:
-        def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-            raise _Interrupt
-
+    for _ in range(3):  # idle reader slots for the writer to collect first
+        run_concurrently(lambda: _read_once(lock))
+    calls = {
+        "acquire_write": lambda: lock.acquire_write(timeout=5),
+        "write": lambda: lock.write(timeout=5).__enter__(),
+        "writer": lambda: lock.writer.acquire(timeout=5),
+    }
     with held_in_thread(lock, "read"):
-        real = lock._wlock
-        lock._wlock = Boom()  # type: ignore[assignment]
-        with pytest.raises(_Interrupt):
-            lock.acquire_write(timeout=5)
-        lock._wlock = real
+        with pytest.raises(_Interrupt), _interrupt_after(0.05):
+            calls[how]()
         assert lock.waiting_writers == 0 and not lock.write_locked
-        assert _read_once(lock, 0.5)  # the gate is open again
+        assert lock.readers == 1
+        assert run_concurrently(lambda: _read_once(lock, 0.5)) == [True]  # gate open again
     assert_idle(lock)
 
 
@@ -916,3 +952,277 @@ def test_concurrent_programs_can_fail(switch_interval: None) -> None:
         if found:
             break
     assert found
+
+
+# ------------------------------------------------- the library's timeout rule
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("forever", [None, -1, math.inf, threading.TIMEOUT_MAX + 1, 1e100])
+def test_infinite_and_huge_timeouts_wait(policy: Any, forever: float | None) -> None:
+    """inf / huge / -1 wait (no OverflowError): granted once the holder lets go."""
+    lock = RWLock(policy)
+    assert lock.acquire_read(forever) is True
+    lock.release_read()
+    assert lock.acquire_write(forever) is True
+    lock.release_write()
+    for mode in ("read", "write"):
+        other = "write" if mode == "read" else "read"
+        release = threading.Event()
+
+        def hold(other: str = other) -> None:
+            with getattr(lock, other)():
+                got.set()
+                release.wait(5)
+
+        got = threading.Event()
+        t = threading.Thread(target=hold)
+        t.start()
+        assert got.wait(5)
+        threading.Timer(0.05, release.set).start()
+        acquire = lock.acquire_read if mode == "read" else lock.acquire_write
+        assert acquire(forever) is True
+        (lock.release_read if mode == "read" else lock.release_write)()
+        with getattr(lock, mode)(forever):
+            pass
+        t.join(5)
+    assert_idle(lock)
+
+
+def test_lock_style_arguments() -> None:
+    lock = RWLock()
+    assert lock.acquire_read(blocking=False) is True
+    lock.release_read()
+    assert lock.acquire_write(blocking=False) is True
+    lock.release_write()
+    assert lock.acquire_read(timeout=-1) is True
+    lock.release_read()
+    for call in (lock.acquire_read, lock.acquire_write):
+        with pytest.raises(ValueError, match="non-blocking"):
+            call(1, blocking=False)
+    with held_in_thread(lock, "write"):
+        assert lock.acquire_read(blocking=False) is False
+        assert lock.acquire_write(blocking=False) is False
+        assert lock.reader.acquire(False) is False
+        assert lock.writer.acquire(False) is False
+    assert_idle(lock)
+
+
+# ------------------------------------------------------- per-thread state
+
+
+def test_ended_threads_entries_are_retired_without_a_writer() -> None:
+    """Each reading thread's entry goes when the thread ends (before: it stayed
+    until a writer ran: 10,000 short-lived readers, 10,000 entries)."""
+    lock = RWLock()
+    n = 500
+    for _ in range(n // 50):
+        ts = [threading.Thread(target=_read_once, args=(lock,)) for _ in range(50)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    gc.collect()
+    assert len(lock._slots) <= 2
+    assert_idle(lock)
+
+
+def test_reused_thread_ident_gets_a_fresh_slot() -> None:
+    """A new thread that gets an ended thread's ident holds nothing of it."""
+    lock = RWLock()
+    idents: list[int] = []
+    seen: list[tuple[bool, bool]] = []
+
+    def first() -> None:
+        idents.append(threading.get_ident())
+        assert lock.acquire_read()
+        lock.release_read()
+
+    def later() -> None:
+        seen.append((threading.get_ident() in idents, lock.holds_read()))
+        assert lock.acquire_read(timeout=1)
+        lock.release_read()
+
+    for _ in range(50):
+        t = threading.Thread(target=first)
+        t.start()
+        t.join()
+        t = threading.Thread(target=later)
+        t.start()
+        t.join()
+    assert all(held is False for _, held in seen)
+    assert_idle(lock)
+    if not any(reused for reused, _ in seen):
+        pytest.skip("the platform did not reuse a thread ident in 50 tries")
+
+
+# -------------------------------------------- copy, pickle and subclassing
+
+
+def test_copy_and_pickle_refused_like_threading_lock() -> None:
+    lock = RWLock()
+    for obj in (lock, lock.reader, lock.writer, lock.write(), lock.read(timeout=1)):
+        with pytest.raises(TypeError, match="cannot pickle"):
+            copy.copy(obj)
+        with pytest.raises(TypeError, match="cannot pickle"):
+            copy.deepcopy(obj)
+        with pytest.raises(TypeError, match="cannot pickle"):
+            pickle.dumps(obj)
+    with pytest.raises(TypeError):  # the stdlib's own behaviour, for comparison
+        copy.copy(threading.Lock())
+    assert_idle(lock)
+
+
+def test_subclass_with_state() -> None:
+    class Named(RWLock):
+        def __init__(self, name: str, policy: Any = "fair") -> None:
+            super().__init__(policy)
+            self.name = name
+
+    lock = Named("routes")
+    assert lock.name == "routes" and lock.policy == "fair"
+    with lock.read():
+        assert lock.holds_read()
+    with lock.write(timeout=1):
+        assert lock.holds_write()
+    assert "Named" in repr(lock)
+    assert_idle(lock)
+
+
+# --------------------------------------------------- Lock-protocol objects
+
+
+@pytest.mark.parametrize("side", ["reader", "writer"])
+def test_lock_objects_protocol(side: str) -> None:
+    lock = RWLock()
+    obj = getattr(lock, side)
+    assert obj is getattr(lock, side) and obj.rwlock is lock
+    assert not obj.locked() and repr(obj).startswith("<unlocked ")
+    assert obj.acquire() is True
+    assert obj.locked() and repr(obj).startswith("<locked ")
+    assert obj.acquire(True, 0.5) is True  # re-entrant
+    obj.release()
+    obj.release()
+    assert not obj.locked()
+    with pytest.raises(RuntimeError):
+        obj.release()
+    with obj:
+        assert lock.holds_read() if side == "reader" else lock.holds_write()
+    with pytest.raises(ValueError):
+        obj.acquire(False, 1)
+    with pytest.raises(ValueError):
+        obj.acquire(timeout=-100)
+    assert obj.acquire(timeout=threading.TIMEOUT_MAX + 1)
+    obj.release()
+    assert_idle(lock)
+
+
+def test_lock_objects_exclusion() -> None:
+    lock = RWLock()
+
+    def try_once(obj: Any, timeout: float) -> bool:
+        if obj.acquire(timeout=timeout):
+            obj.release()
+            return True
+        return False
+
+    with lock.reader:
+        assert run_concurrently(lambda: try_once(lock.reader, 0)) == [True]  # shared
+        assert run_concurrently(lambda: try_once(lock.writer, 0.05)) == [False]
+        with pytest.raises(RuntimeError, match="upgrading"):
+            lock.writer.acquire()
+    with lock.writer:
+        assert run_concurrently(lambda: try_once(lock.reader, 0.05)) == [False]
+        assert run_concurrently(lambda: try_once(lock.writer, 0)) == [False]
+    assert_idle(lock)
+
+
+def test_release_from_other_thread_raises_on_lock_objects() -> None:
+    lock = RWLock()
+    for obj in (lock.reader, lock.writer):
+        obj.acquire()
+        assert run_concurrently(lambda obj=obj: _raises(obj.release)) == [True]
+        obj.release()
+    assert_idle(lock)
+
+
+def _raises(fn: Callable[[], object]) -> bool:
+    try:
+        fn()
+    except RuntimeError:
+        return True
+    return False
+
+
+def test_condition_over_writer() -> None:
+    """A producer/consumer on threading.Condition(rw.writer): wait releases the
+    write lock (re-entrant holds included) and takes it back."""
+    lock = RWLock("fair")
+    cond = threading.Condition(lock.writer)
+    items: list[int] = []
+    got: list[int] = []
+
+    def consumer() -> None:
+        with cond:
+            with cond:  # re-entrant: wait must release both holds
+                assert cond.wait_for(lambda: len(items) == 3, timeout=5)
+                got.extend(items)
+                assert lock.holds_write()
+
+    def producer() -> None:
+        for i in range(3):
+            time.sleep(0.01)
+            with cond:
+                items.append(i)
+                cond.notify_all()
+
+    run_concurrently(consumer, producer, timeout=10)
+    assert got == [0, 1, 2]
+    with pytest.raises(RuntimeError):
+        cond.wait(0.01)  # not held
+    assert_idle(lock)
+
+
+def test_condition_over_reader() -> None:
+    """Readers wait on threading.Condition(rw.reader); wait releases the read
+    lock, so a writer can get in to change the state; notify wakes them."""
+    lock = RWLock("writer")
+    cond = threading.Condition(lock.reader)
+    state = {"v": 0}
+    woke: list[int] = []
+
+    def waiter() -> None:
+        with cond:
+            assert cond.wait_for(lambda: state["v"] == 1, timeout=5)
+            assert lock.holds_read()
+            woke.append(state["v"])
+
+    def writer() -> None:
+        wait_until(lambda: lock.readers == 0 and len(woke) == 0)
+        time.sleep(0.02)
+        with lock.write(timeout=5):  # possible only because wait released the read holds
+            state["v"] = 1
+        with cond:
+            cond.notify_all()
+
+    run_concurrently(waiter, waiter, writer, timeout=15)
+    assert woke == [1, 1]
+    assert_idle(lock)
+
+
+def test_holds_left_by_an_ended_thread() -> None:
+    """A read hold dies with its thread's slot (writers stop waiting for it);
+    a write hold left behind keeps writers out."""
+    lock = RWLock()
+    t = threading.Thread(target=lock.acquire_read)
+    t.start()
+    t.join()
+    gc.collect()
+    assert lock.acquire_write(timeout=2) is True
+    lock.release_write()
+    t = threading.Thread(target=lock.acquire_write)
+    t.start()
+    t.join()
+    assert lock.write_locked
+    assert lock.acquire_write(timeout=0.05) is False
+    assert lock.acquire_read(timeout=0.05) is False

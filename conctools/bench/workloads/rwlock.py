@@ -230,6 +230,32 @@ def _rw_opt() -> Callable[[int], None]:
     return body
 
 
+def _rw_reader_obj() -> Callable[[int], None]:
+    rw = RWLock()
+
+    def body(n: int) -> None:
+        lk = rw.reader
+        for _ in range(n):
+            with lk:
+                pass
+
+    return body
+
+
+def _rw_writer_obj() -> Callable[[int], None]:
+    rw = RWLock()
+    rw.acquire_read()  # a registered reader slot, as in real use
+    rw.release_read()
+
+    def body(n: int) -> None:
+        lk = rw.writer
+        for _ in range(n):
+            with lk:
+                pass
+
+    return body
+
+
 def _rw_write() -> Callable[[int], None]:
     rw = RWLock()
     rw.acquire_read()  # a registered reader slot, as in real use
@@ -280,6 +306,8 @@ WORKLOADS = [
             _micro("with RWLock.read()", _rw_with, "with rw.read(): pass"),
             _micro("RWLock optimistic", _rw_opt, "validate(optimistic())"),
             _micro("with RWLock.write()", _rw_write, "with rw.write(): pass"),
+            _micro("with rw.reader", _rw_reader_obj, "with rw.reader: pass (Lock-protocol object)"),
+            _micro("with rw.writer", _rw_writer_obj, "with rw.writer: pass (Lock-protocol object)"),
         ),
         threads=(1,),
     ),
