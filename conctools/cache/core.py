@@ -7,17 +7,17 @@ import itertools
 import math
 import threading
 import time
-import weakref
 from collections.abc import Callable, Hashable, Iterator
 from typing import Any, Generic, TypeVar, cast, overload
 
+from .._internal.perthread import PerThread
 from .._internal.sentinel import MISSING
 from .._internal.striping import check_stripes, default_stripes
-from .._internal.timeouts import check_timeout
+from .._internal.timeouts import check_timeout, lock_timeout
 from .policies import Policy, make_policy
 from .stats import CacheStats
 
-__all__ = ["ConcurrentCache"]  # _Done and _find are shared with decorator.py
+__all__ = ["ConcurrentCache"]  # _Load, _complete and _find are shared with decorator.py
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -31,31 +31,46 @@ _HARD_LIMIT = 4096
 
 
 class _Buffer(list):  # type: ignore[type-arg]
-    """A thread's access records: keys read (hits) or written, in order.
+    """A thread's access records (keys read or written, in order) and its counters.
 
-    Only the owning thread appends and bumps the counters; the drainer (any
-    thread holding the maintenance lock) removes records from the front and
-    reads the counters, which only grow, so nothing is lost without locking.
+    Only the owning thread appends and bumps ``hits``/``misses``; the drainer
+    (any thread holding the maintenance lock) removes records from the front.
+    The records only feed the eviction order; the statistics are the counters,
+    which only grow: ``stats()`` sums them, so nothing depends on when (or
+    whether) the records are drained.
     """
 
-    __slots__ = ("misses", "writes")
+    __slots__ = ("hits", "misses")
 
     def __init__(self) -> None:
         super().__init__()
-        self.misses = 0  # lookups that missed (they leave no record)
-        self.writes = 0  # records that are updates, not hits
-
-
-class _Registered:
-    """The drainer's view of one thread's buffer: what it has counted so far."""
-
-    __slots__ = ("buf", "misses", "ref", "writes")
-
-    def __init__(self, ref: weakref.ref[_Token], buf: _Buffer) -> None:
-        self.ref = ref
-        self.buf = buf
+        self.hits = 0
         self.misses = 0
-        self.writes = 0
+
+
+class _Retired:
+    """What the buffers of exited threads left: their counts and unapplied records.
+
+    Filled by ``on_exit`` (in the exiting thread, under the registry lock) and
+    emptied by the drainer under the same lock.  Holds no reference to the
+    cache (the thread-exit hook must not keep it alive)."""
+
+    __slots__ = ("hits", "misses", "records")
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+        self.records: list[Any] = []
+
+    def fold(self, buf: _Buffer) -> None:
+        """``on_exit``: the thread is gone; keep its counts and records."""
+        self.hits += buf.hits
+        self.misses += buf.misses
+        if buf:
+            records = self.records
+            records.extend(buf)
+            if len(records) > _HARD_LIMIT:  # recency hints only: keep the newest
+                del records[: len(records) - _HARD_LIMIT]
 
 
 _MISS: Any = object()  # "record a miss" for _record
@@ -93,38 +108,87 @@ class _Node:
         self.dead = _LIVE
 
 
-class _Done:
-    """A one-shot "finished" signal, cheaper to create than ``threading.Event``
-    (a load is created on every miss; waiters are rare): a lock held until
-    ``set()``; each waiter acquires and releases it in turn."""
-
-    __slots__ = ("_lock",)
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lock.acquire()
-
-    def set(self) -> None:
-        self._lock.release()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        if not self._lock.acquire(True, -1 if timeout is None else timeout):
-            return False
-        self._lock.release()
-        return True
-
-
 class _Load:
-    """An in-flight single-flight load: the loader's caller fills it, waiters wait."""
+    """An in-flight single-flight load (a *flight*): its owner runs the loader,
+    waiters park on private locks.
 
-    __slots__ = ("done", "error", "owner", "superseded", "value")
+    A flight is registered in a dict (a stripe's ``loading``, or the
+    decorator's ``flights``) and guarded by that dict's lock.  It ends with
+    :func:`_complete`, which is idempotent: it records the outcome, sets
+    ``done``, unregisters the flight and wakes every waiter.  A ``done`` flight
+    is never joined: if unregistering it failed it is simply replaced.
+    """
+
+    __slots__ = ("done", "error", "owner", "probing", "storing", "superseded", "value", "waiters")
 
     def __init__(self, owner: int) -> None:
-        self.done = _Done()
+        self.done = False
         self.value: Any = MISSING
         self.error: BaseException | None = None
         self.owner = owner
         self.superseded = False
+        self.storing = False  # the decorator's lru engine: result being stored
+        self.probing = False  # the decorator's lru engine: looking into lru_cache
+        self.waiters: list[threading.Lock] = []
+
+
+def _complete(
+    lock: threading.Lock,
+    registry: dict[Any, _Load],
+    key: object,
+    load: _Load,
+    outcome: tuple[Any, BaseException | None],
+) -> bool:
+    """End a flight (idempotent): outcome, ``done``, unregistered, waiters woken.
+
+    Returns True if this call recorded the outcome (False if an earlier,
+    interrupted call already had).  Callers run it in a ``finally`` block and
+    call it again if it is interrupted, so every path completes the flight.
+    """
+    value, error = outcome
+    first = False
+    with lock:
+        if not load.done:
+            first = True
+            if error is not None:
+                load.error = error
+            elif value is MISSING:
+                load.error = RuntimeError("the load was interrupted")
+            else:
+                load.value = value
+            load.done = True
+        try:
+            if _find(registry, key) is load:
+                del registry[key]
+        except Exception:  # a colliding key's __eq__ raised: the done flight is inert
+            pass
+        waiters = load.waiters[:]
+    for w in waiters:
+        # A waiter holds its private lock until we release it; releasing it
+        # again on a retried completion is harmless (nobody else uses it).
+        if w.locked():
+            w.release()
+    return first
+
+
+def _await(lock: threading.Lock, load: _Load, timeout: float | None) -> bool:
+    """Wait for a flight to be done; False on timeout.
+
+    The waiter parks on a private lock that it holds and that the flight's
+    completion releases, so an interrupt here can leave only that private
+    lock held.  ``timeout`` is seconds or None (validated)."""
+    with lock:
+        if load.done:
+            return True
+        w = threading.Lock()
+        w.acquire()
+        load.waiters.append(w)
+    if w.acquire(True, lock_timeout(timeout)):
+        return True
+    with lock:
+        if w in load.waiters:
+            load.waiters.remove(w)
+        return load.done
 
 
 class _Stripe:
@@ -135,12 +199,6 @@ class _Stripe:
         self.loading: dict[Any, _Load] = {}
         self.loads = 0
         self.failures = 0
-
-
-class _Token:
-    """Lives in a thread's ``threading.local`` slot; dies with the thread."""
-
-    __slots__ = ("__weakref__",)
 
 
 class ConcurrentCache(Generic[K, V]):
@@ -210,16 +268,15 @@ class ConcurrentCache(Generic[K, V]):
         "__weakref__",
         "_clock",
         "_data",
+        "_dirty",
         "_evictions",
         "_expirations",
         "_heap",
-        "_hits",
         "_lock",
         "_maxsize",
-        "_misses",
         "_policy",
-        "_reg_lock",
-        "_registry",
+        "_pt",
+        "_retired",
         "_seq",
         "_smask",
         "_stripes",
@@ -275,11 +332,12 @@ class ConcurrentCache(Generic[K, V]):
         self._stripes = [_Stripe() for _ in range(n)]
         self._smask = n - 1
         self._lock = threading.Lock()  # the maintenance lock
-        self._tls = threading.local()
-        self._reg_lock = threading.Lock()
-        self._registry: list[_Registered] = []
-        self._hits = 0
-        self._misses = 0
+        # One buffer per thread, retired (folded into _retired) when the thread
+        # exits; keyed by a counter, not by the reusable thread ident.
+        self._retired = _Retired()
+        self._pt: PerThread[_Buffer] = PerThread(_Buffer, self._retired.fold)
+        self._tls = self._pt.local
+        self._dirty = False  # a maintenance section was interrupted: repair first
         self._evictions = 0
         self._expirations = 0
         self._heap: list[tuple[float, int, _Node]] = []
@@ -316,69 +374,83 @@ class ConcurrentCache(Generic[K, V]):
     # --------------------------------------------------------- thread buffers
 
     def _register(self) -> _Buffer:
-        """First access from this thread: create its buffer (owned by it).
-
-        One buffer per thread keeps that thread's accesses in order; the
-        counters on it say how many lookups missed and how many records are
-        writes (the rest are hits)."""
-        buf = _Buffer()
-        token = _Token()
-        tls = self._tls
-        tls.token = token
-        tls.r = buf
-        with self._reg_lock:
-            self._registry.append(_Registered(weakref.ref(token), buf))
+        """First access from this thread: create its buffer (owned by it)."""
+        buf = self._pt.register()
+        if len(self._retired.records) >= _DRAIN_AT:  # exited threads' records
+            self._after_record(buf)
         return buf
 
     def _rbuf(self) -> _Buffer:
         try:
-            buf: _Buffer = self._tls.r
+            buf: _Buffer = self._tls.value
         except AttributeError:
             buf = self._register()
         return buf
 
     def _after_record(self, buf: list[Any]) -> None:
-        """A buffer is long: apply the records if nobody else is doing it."""
-        if self._lock.acquire(False):
-            try:
+        """A buffer is long: apply the records if nobody else is doing it.
+
+        Not ``if lock.acquire(False): try: ...``: an interrupt can land between
+        a successful acquire and the ``try`` (and on 3.13 it lands there often,
+        at the end of the call), leaving the lock held for good.  ``with``
+        cannot leak it; the ``locked()`` test makes it a try-lock except in the
+        instant between the test and the acquire, when the reader waits for a
+        maintenance section that has just started."""
+        lock = self._lock
+        if len(buf) >= _HARD_LIMIT or not lock.locked():
+            with lock:
                 self._maintain()
-            finally:
-                self._lock.release()
-        elif len(buf) >= _HARD_LIMIT:
-            with self._lock:
-                self._maintain()
+                self._dirty = False
 
     def _drain(self) -> None:
         """Apply every thread's buffered records to the policy (lock held)."""
         access = self._policy.access
-        prune = False
-        for reg in self._registry:
-            buf = reg.buf
-            # Records minus writes are hits.  A write in flight (counter bumped,
-            # key not yet appended, or the reverse) may be attributed to the
-            # next drain: the totals are exact whenever no call is running.
-            misses = buf.misses
-            writes = buf.writes
-            n = len(buf)
-            if n:
-                items = buf[:n]
-                del buf[:n]  # appends only go to the end: nothing is lost
+        with self._pt.lock:  # exiting threads fold their buffers under it
+            retired = self._retired.records
+            if retired:
+                items = retired[:]
+                retired.clear()
                 access(items)
-            self._misses += misses - reg.misses
-            reg.misses = misses
-            self._hits += n - (writes - reg.writes)
-            reg.writes = writes
-            if reg.ref() is None:
-                prune = True
-        if prune:
-            with self._reg_lock:
-                self._registry = [r for r in self._registry if r.ref() is not None or len(r.buf)]
+            for buf in self._pt._registry.live.values():
+                n = len(buf)
+                if n:
+                    items = buf[:n]
+                    del buf[:n]  # appends only go to the end: nothing is lost
+                    access(items)
 
     def _maintain(self) -> None:
-        """Drain the buffers and drop expired entries (lock held)."""
+        """Drain the buffers and drop expired entries (lock held).
+
+        Every section under the maintenance lock starts here.  Multi-step
+        changes (map, policy, heap) are bracketed by ``_dirty``: if one was cut
+        short by an exception (an interrupt, a key's ``__eq__``), the next
+        holder of the lock restores the invariants from the map."""
+        if self._dirty:
+            self._repair()
+        self._dirty = True
         self._drain()
         if self._timed:
             self._expire(self._clock())
+
+    def _repair(self) -> None:
+        """Rebuild the policy and the expiry heap from the map (lock held).
+
+        Invariants restored: the policy tracks exactly the keys of the map, at
+        most ``maxsize`` of them; every node of the map has a heap entry."""
+        self._dirty = True
+        policy = self._policy
+        data = self._data
+        policy.clear()
+        for key in list(data):
+            for victim in policy.insert(key):
+                vnode = data.pop(victim, None)
+                if vnode is not None:
+                    vnode.dead = _GONE
+                    self._evictions += 1
+        if self._timed:
+            self._heap = [(self._deadline(n), next(self._seq), n) for n in data.values()]
+            heapq.heapify(self._heap)
+        self._dirty = False
 
     # ----------------------------------------------------------------- expiry
 
@@ -426,7 +498,7 @@ class ConcurrentCache(Generic[K, V]):
         """The value for ``key``, or ``default`` if absent or expired (counts a hit or a miss)."""
         # (A cache with expiry is a _TimedCache, whose get is _get_timed.)
         try:
-            buf: _Buffer = self._tls.r
+            buf: _Buffer = self._tls.value
         except AttributeError:
             buf = self._register()
         try:
@@ -434,6 +506,7 @@ class ConcurrentCache(Generic[K, V]):
         except KeyError:
             buf.misses += 1
             return default
+        buf.hits += 1
         buf.append(key)
         if len(buf) > 63:  # _DRAIN_AT - 1, inlined: this is the hottest path
             self._after_record(buf)
@@ -448,6 +521,7 @@ class ConcurrentCache(Generic[K, V]):
             if now < wd and now < node.adl:
                 if self._tta is not None:
                     node.adl = now + self._tta
+                buf.hits += 1
                 buf.append(key)
                 if len(buf) >= _DRAIN_AT:
                     self._after_record(buf)
@@ -482,7 +556,6 @@ class ConcurrentCache(Generic[K, V]):
             if not self._timed:
                 node.item = value  # lock-free update of a present key
                 buf = self._rbuf()
-                buf.writes += 1
                 buf.append(key)
                 if len(buf) >= _DRAIN_AT:
                     self._after_record(buf)
@@ -494,7 +567,6 @@ class ConcurrentCache(Generic[K, V]):
                     node.adl = now + self._tta
                 if node.dead != _EXPIRED:  # expired concurrently: insert anew below
                     buf = self._rbuf()
-                    buf.writes += 1
                     buf.append(key)
                     if len(buf) >= _DRAIN_AT:
                         self._after_record(buf)
@@ -530,48 +602,51 @@ class ConcurrentCache(Generic[K, V]):
             node.adl = now + self._tta
 
     def _insert(self, key: K, value: Any, load: _Load | None) -> bool:
-        """Slow path of put and of a load's completion; returns True if cached."""
+        """Slow path of put and of a load's completion; returns True if cached.
+
+        A load's caller completes (and unregisters) its flight afterwards,
+        whatever happens here."""
         stripe = self._stripe(key)
         with self._lock:
             # Under the maintenance lock nothing else adds or removes keys.
             self._maintain()
-            node = _find(self._data, key)
-            if node is not None and self._timed and not self._is_live(node, self._clock()):
-                self._unlink(node, _EXPIRED)
-                self._expirations += 1
-                node = None
-            if node is not None:
-                if load is not None:  # a put won the race: keep its value
-                    self._forget_load(key, load, stripe)
-                    return False
-                # appeared since put looked: update in place
-                self._rewrite(node, value)
-                self._policy.access((key,))
-                return True
-            if load is not None and load.superseded:
-                return False
-            if load is None and stripe.loading:  # a load registered later cannot
-                self._supersede(key, stripe)  # overwrite this live entry: see _load
-            for victim in self._policy.insert(key):
-                vnode = self._data.pop(victim)
-                vnode.dead = _GONE
-                self._evictions += 1
-            new = self._new_node(key, value)
-            if load is None:
-                self._data[key] = new
-            else:
-                # Install and retire the load together, so that no caller can
-                # see neither and start a second load.
-                with stripe.lock:
-                    self._data[key] = new
-                    if _find(stripe.loading, key) is load:
-                        del stripe.loading[key]
-            return True
+            cached = self._insert_locked(key, value, load, stripe)
+            self._dirty = False
+            return cached
 
-    def _forget_load(self, key: object, load: _Load, stripe: _Stripe) -> None:
-        with stripe.lock:
-            if _find(stripe.loading, key) is load:
-                del stripe.loading[key]
+    def _insert_locked(self, key: K, value: Any, load: _Load | None, stripe: _Stripe) -> bool:
+        node = _find(self._data, key)
+        if node is not None and self._timed and not self._is_live(node, self._clock()):
+            self._unlink(node, _EXPIRED)
+            self._expirations += 1
+            node = None
+        if node is not None:
+            if load is not None:  # a put won the race: keep its value
+                return False
+            # appeared since put looked: update in place
+            self._rewrite(node, value)
+            self._policy.access((key,))
+            return True
+        if load is not None and load.superseded:
+            return False
+        if load is None and stripe.loading:  # a load registered later cannot
+            self._supersede(key, stripe)  # overwrite this live entry: see _load
+        # Order matters if an exception cuts this short: the policy learns of
+        # the key first and the map loses victims before it gains the key, so
+        # the map never exceeds maxsize and _repair can restore the rest.
+        for victim in self._policy.insert(key):
+            vnode = self._data.pop(victim)
+            vnode.dead = _GONE
+            self._evictions += 1
+        new = self._new_node(key, value)
+        if load is None:
+            self._data[key] = new
+        else:
+            # Under the stripe lock: a caller looking for the key sees either
+            # the flight or the entry (the flight is unregistered afterwards).
+            with stripe.lock:
+                self._data[key] = new
+        return True
 
     def _supersede(self, key: object, stripe: _Stripe) -> None:
         with stripe.lock:
@@ -590,12 +665,13 @@ class ConcurrentCache(Generic[K, V]):
             self._maintain()
             self._supersede(key, stripe)
             node = _find(self._data, key)
-            if node is None:
-                return False
-            live = not self._timed or self._is_live(node, self._clock())
-            self._unlink(node, _GONE if live else _EXPIRED)
-            if not live:
-                self._expirations += 1
+            live = False
+            if node is not None:
+                live = not self._timed or self._is_live(node, self._clock())
+                self._unlink(node, _GONE if live else _EXPIRED)
+                if not live:
+                    self._expirations += 1
+            self._dirty = False
             return live
 
     def __delitem__(self, key: K) -> None:
@@ -610,6 +686,7 @@ class ConcurrentCache(Generic[K, V]):
         """``clear()``, returning the stats of the instant of clearing."""
         with self._lock:
             snapshot = self._stats_locked()
+            self._dirty = True
             for stripe in self._stripes:
                 with stripe.lock:
                     for load in stripe.loading.values():
@@ -620,130 +697,128 @@ class ConcurrentCache(Generic[K, V]):
             self._data.clear()
             self._policy.clear()
             self._heap.clear()
+            self._dirty = False
             return snapshot
 
     # ---------------------------------------------------------------- loading
 
     def _record(self, rec: Any) -> None:
-        """Buffer one read record: a key (a hit) or ``_MISS``."""
+        """Count one lookup: a hit on key ``rec`` (buffered) or a miss (``_MISS``)."""
         buf = self._rbuf()
         if rec is _MISS:
             buf.misses += 1
             return
+        buf.hits += 1
         buf.append(rec)
         if len(buf) >= _DRAIN_AT:
             self._after_record(buf)
+
+    def _live_value(self, node: _Node) -> Any:
+        """The value of a node found in the map, or MISSING if it expired."""
+        if not self._timed:
+            return node.item
+        value, wd = node.item
+        now = self._clock()
+        if now < wd and now < node.adl:
+            if self._tta is not None:
+                node.adl = now + self._tta
+            return value
+        return MISSING
 
     def get_or_load(self, key: K, loader: Callable[[K], V], timeout: float | None = None) -> V:
         """The value for ``key``; if absent, ``loader(key)`` computes it (single-flight).
 
         Concurrent callers for the same missing key share one loader call.  The
         loader runs in the first caller's thread under no lock; a waiter gives up
-        after ``timeout`` seconds with ``TimeoutError`` (the load goes on).  A
-        loader exception is raised in every caller and nothing is cached.  The
+        after ``timeout`` seconds with ``TimeoutError`` (the load goes on;
+        ``None`` or ``math.inf`` wait forever).  A loader exception is raised in
+        every caller and nothing is cached.  If the loader returned but caching
+        its value failed (an interrupt, a colliding key's ``__eq__`` raising),
+        the caller that ran it gets that exception and the waiters get the
+        value; the load is over either way and a later call loads again.  The
         caller that runs the loader counts a miss; a waiter counts a hit if the
         load succeeded and a miss otherwise.
         """
-        if timeout is not None:
-            check_timeout(timeout)
+        t = None if timeout is None else check_timeout(timeout)
         node = _find(self._data, key)
         if node is not None:
-            if not self._timed:
-                self._record(key)
-                return node.item  # type: ignore[no-any-return]
-            value, wd = node.item
-            now = self._clock()
-            if now < wd and now < node.adl:
-                if self._tta is not None:
-                    node.adl = now + self._tta
+            value = self._live_value(node)
+            if value is not MISSING:
                 self._record(key)
                 return value  # type: ignore[no-any-return]
-        return self._load(key, loader, timeout, None)
-
-    def _call(
-        self, key: Hashable, fn: Callable[..., V], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> V:
-        """``get_or_load`` for the ``cached`` decorator: ``fn(*args, **kwargs)`` loads."""
-        try:
-            node = self._data[key]
-        except KeyError:
-            return self._load(key, None, None, (fn, args, kwargs))  # type: ignore[arg-type]
-        if not self._timed:
-            try:
-                buf: _Buffer = self._tls.r
-            except AttributeError:
-                buf = self._register()
-            buf.append(key)
-            if len(buf) >= _DRAIN_AT:
-                self._after_record(buf)
-            return node.item  # type: ignore[no-any-return]
-        value, wd = node.item
-        now = self._clock()
-        if now < wd and now < node.adl:
-            if self._tta is not None:
-                node.adl = now + self._tta
-            self._record(key)
-            return value  # type: ignore[no-any-return]
-        return self._load(key, None, None, (fn, args, kwargs))  # type: ignore[arg-type]
-
-    def _load(
-        self,
-        key: K,
-        loader: Callable[[K], V] | None,
-        timeout: float | None,
-        call: tuple[Callable[..., V], tuple[Any, ...], dict[str, Any]] | None,
-    ) -> V:
         stripe = self._stripe(key)
-        me = threading.get_ident()
+        # The flight this call would own exists before it can be registered,
+        # and is completed in the finally block on every path (the completion
+        # is idempotent, a no-op if it was never registered, and retried if it
+        # is interrupted): no interrupt can leave a registered flight behind.
+        mine = _Load(threading.get_ident())
+        value = MISSING
+        error: BaseException | None = None
+        try:
+            load, value = self._begin(key, stripe, mine)
+            if load is None:
+                return value  # type: ignore[no-any-return]
+            if load is not mine:
+                return self._join(key, load, stripe, t)  # type: ignore[no-any-return]
+            self._record(_MISS)
+            try:
+                value = loader(key)
+            except BaseException as exc:
+                error = exc
+                raise
+            self._insert(key, value, mine)
+            return value
+        finally:
+            pending: BaseException | None = None
+            while True:
+                try:
+                    self._finish(key, mine, stripe, value, error)
+                    break
+                except BaseException as exc:  # interrupted while completing: again
+                    pending = exc
+            if pending is not None:
+                raise pending
+
+    def _begin(self, key: K, stripe: _Stripe, mine: _Load) -> tuple[_Load | None, Any]:
+        """Join or start the flight for a key that looked absent.
+
+        Returns ``(None, value)`` if a live entry is there now (a hit, counted),
+        ``(load, MISSING)`` to wait for another caller's flight, or ``(mine,
+        MISSING)`` once ``mine`` is registered: the caller runs the loader (and
+        counts the miss)."""
         with stripe.lock:
             node = _find(self._data, key)
-            if node is not None and (not self._timed or self._is_live(node, self._clock())):
-                load = None
-                owner = False
-            else:
+            value = MISSING if node is None else self._live_value(node)
+            if value is MISSING:
                 load = _find(stripe.loading, key)
-                owner = load is None
-                if load is None:
-                    load = stripe.loading[key] = _Load(me)
+                if load is None or load.done:
+                    load = stripe.loading[key] = mine
                     stripe.loads += 1
-        if load is None:  # installed by another thread since our first lookup
-            assert node is not None
-            self._record(key)
-            return node.item[0] if self._timed else node.item  # type: ignore[no-any-return]
-        if not owner:
-            if load.owner == me:
-                self._record(_MISS)
-                raise RuntimeError(f"recursive load of key {key!r} from its own loader")
-            if not load.done.wait(timeout):
-                self._record(_MISS)
-                raise TimeoutError(f"waited {timeout}s for another thread's load of {key!r}")
-            if load.error is not None:
-                self._record(_MISS)
-                raise load.error
-            self._record(key)
-            return load.value  # type: ignore[no-any-return]
-        self._record(_MISS)
-        try:
-            if call is not None:
-                fn, args, kwargs = call
-                value = fn(*args, **kwargs)
-            else:
-                assert loader is not None
-                value = loader(key)
-        except BaseException as exc:
+                return load, MISSING
+        self._record(key)  # installed by another thread since our first lookup
+        return None, value
+
+    def _join(self, key: K, load: _Load, stripe: _Stripe, timeout: float | None) -> Any:
+        """Wait for another caller's flight and return its value or raise its error."""
+        if load.owner == threading.get_ident() and not load.done:
+            self._record(_MISS)
+            raise RuntimeError(f"recursive load of key {key!r} from its own loader")
+        if not _await(stripe.lock, load, timeout):
+            self._record(_MISS)
+            raise TimeoutError(f"waited {timeout}s for another thread's load of {key!r}")
+        if load.error is not None:
+            self._record(_MISS)
+            raise load.error
+        self._record(key)
+        return load.value
+
+    def _finish(
+        self, key: object, load: _Load, stripe: _Stripe, value: Any, error: BaseException | None
+    ) -> None:
+        """Complete an owner's flight (idempotent); count a failed load once."""
+        if _complete(stripe.lock, stripe.loading, key, load, (value, error)) and error is not None:
             with stripe.lock:
                 stripe.failures += 1
-                if _find(stripe.loading, key) is load:
-                    del stripe.loading[key]
-            load.error = exc
-            load.done.set()
-            raise
-        try:
-            self._insert(key, value, load)
-        finally:
-            load.value = value
-            load.done.set()
-        return value
 
     # ----------------------------------------------------------- inspection
 
@@ -751,12 +826,15 @@ class ConcurrentCache(Generic[K, V]):
         if not self._timed:
             return len(self._data)
         with self._lock:
+            self._dirty = True
             self._expire(self._clock())
+            self._dirty = False
             return len(self._data)
 
     def _live_nodes(self) -> list[_Node]:
         with self._lock:
             self._maintain()
+            self._dirty = False
             return list(self._data.values())
 
     def keys(self) -> list[K]:
@@ -778,14 +856,21 @@ class ConcurrentCache(Generic[K, V]):
 
     def _stats_locked(self) -> CacheStats:
         self._maintain()
+        self._dirty = False
         loads = failures = 0
         for s in self._stripes:
             with s.lock:
                 loads += s.loads
                 failures += s.failures
+        with self._pt.lock:  # exiting threads fold their counts under it
+            hits = self._retired.hits
+            misses = self._retired.misses
+            for buf in self._pt._registry.live.values():
+                hits += buf.hits
+                misses += buf.misses
         return CacheStats(
-            hits=self._hits,
-            misses=self._misses,
+            hits=hits,
+            misses=misses,
             loads=loads,
             load_failures=failures,
             evictions=self._evictions,

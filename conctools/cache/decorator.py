@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
-from .core import ConcurrentCache, _Done, _find
+from .._internal.sentinel import MISSING
+from .core import _MISS, ConcurrentCache, _await, _complete, _find, _Load
 
 __all__ = ["CacheInfo", "CachedFunction", "cached"]
 
@@ -174,100 +174,125 @@ def cached(
     return decorating
 
 
-class _Flight:
-    """One in-flight computation of the lru_cache engine."""
-
-    __slots__ = ("completed", "done", "error", "owner", "value")
-
-    def __init__(self, owner: int) -> None:
-        self.done = _Done()
-        self.completed = False
-        self.owner = owner
-        self.value: Any = None
-        self.error: BaseException | None = None
+class _Absent(Exception):
+    """Raised by a probing call of the lru engine: the key is not in lru_cache."""
 
 
-_RECENT = 64  # completed flights kept (see _wrap_lru)
+_RECENT = 64  # hashes of recently completed keys (see _wrap_lru)
 
 
-def _wrap_lru(func: Callable[..., R], maxsize: int, typed: bool) -> CachedFunction[R]:
+def _wrap_lru(func: Callable[..., R], maxsize: int | None, typed: bool) -> CachedFunction[R]:
     """The engine for ``policy="lru", ttl=None``: functools.lru_cache (C) serves
     hits; a single-flight layer runs under it on misses.
 
-    On a miss lru_cache calls ``compute``; the first caller for a key runs the
-    function, later ones wait for its result.  lru_cache stores the result
-    only after ``compute`` returns, so a completed flight stays registered
-    (the last ``_RECENT`` of them) and a caller that misses in between gets its
-    value instead of computing again.  (Storing through a nested call into the
-    lru_cache would close that gap too, but on 3.13t re-entering lru_cache
-    costs ~40 us.)  lru_cache counts such callers and waiters as misses;
-    ``cache_info`` counts them as hits.
+    On a miss lru_cache calls ``compute``; the first caller for a key registers
+    a flight and runs the function, later ones wait for its result.  The owner
+    then stores the value through a nested call of the lru_cache wrapper (which
+    misses again and calls ``compute``, which hands back the value being
+    stored) and only then completes and unregisters the flight, so no flight
+    outlives its call: what is kept is exactly lru_cache's ``maxsize`` entries.
+
+    One gap remains: a caller whose lru_cache lookup missed just before a
+    flight stored the key, and whose ``compute`` starts just after the flight
+    ended.  The hashes (only: no key or value is kept alive) of the last
+    ``_RECENT`` completed keys let such a caller *probe* lru_cache (a nested
+    call that raises ``_Absent`` from ``compute`` if the key is missing)
+    before computing again.  lru_cache counts waiters, probes and nested calls
+    on its own terms; ``cache_info`` counts one hit or one miss per call.
     """
-    flights: dict[Hashable, _Flight] = {}
-    recent: deque[tuple[Hashable, _Flight]] = deque()
+    flights: dict[Hashable, _Load] = {}
+    recent: dict[int, None] = {}
     lock = threading.Lock()
-    served = [0]  # calls lru_cache counted as misses that a flight answered
+    # [misses that were answered (hits), nested calls' misses, probes' hits,
+    #  cache_clear() generation]
+    counts = [0, 0, 0, 0]
     get_ident = threading.get_ident
 
     def compute(*args: Any, **kwargs: Any) -> R:
         key = make_key(args, kwargs, typed)
-        me = get_ident()
-        with lock:
-            flight = _find(flights, key)
-            if flight is None:
-                flight = flights[key] = _Flight(me)
-                owner = True
-            elif flight.completed:
-                served[0] += 1
-                return flight.value  # type: ignore[no-any-return]
-            else:
-                owner = False
-        if not owner:
-            if flight.owner == me:
-                raise RuntimeError("recursive call with the same arguments")
-            flight.done.wait()
-            if flight.error is not None:
-                raise flight.error
-            with lock:
-                served[0] += 1
-            return flight.value  # type: ignore[no-any-return]
+        mine = _Load(get_ident())
+        value: Any = MISSING
+        error: BaseException | None = None
         try:
-            value = func(*args, **kwargs)
-        except BaseException as exc:
-            flight.error = exc
             with lock:
-                if _find(flights, key) is flight:
-                    del flights[key]
-            flight.done.set()
-            raise
-        flight.value = value
-        with lock:
-            flight.completed = True
-            recent.append((key, flight))
-            if len(recent) > _RECENT:
-                old_key, old = recent.popleft()
-                if _find(flights, old_key) is old:
-                    del flights[old_key]
-        flight.done.set()
-        return value
+                gen = counts[3]
+                flight = _find(flights, key)
+                if flight is None or flight.done:
+                    flight = flights[key] = mine
+                    probe = hash(key) in recent
+                elif flight.owner == mine.owner:
+                    counts[1] += 1  # a nested call of the owner (lru_cache: a miss)
+                    if flight.storing:
+                        return flight.value  # type: ignore[no-any-return]
+                    if flight.probing:  # not in lru_cache
+                        raise _Absent
+                    counts[1] -= 1
+                    raise RuntimeError("recursive call with the same arguments")
+            if flight is not mine:
+                _await(lock, flight, None)
+                if flight.error is not None:
+                    raise flight.error
+                with lock:
+                    if counts[3] == gen:
+                        counts[0] += 1
+                return flight.value  # type: ignore[no-any-return]
+            if probe:
+                mine.probing = True
+                try:
+                    value = lru(*args, **kwargs)
+                except _Absent:
+                    value = MISSING
+                mine.probing = False
+                if value is not MISSING:  # stored by a flight that just ended
+                    with lock:
+                        if counts[3] == gen:
+                            counts[0] += 1
+                            counts[2] += 1
+                    return value  # type: ignore[no-any-return]
+            try:
+                value = func(*args, **kwargs)
+            except BaseException as exc:
+                error = exc
+                raise
+            mine.value = value
+            mine.storing = True
+            lru(*args, **kwargs)  # stores value in lru_cache before the flight ends
+            with lock:
+                recent[hash(key)] = None
+                if len(recent) > _RECENT:
+                    del recent[next(iter(recent))]
+            return value  # type: ignore[no-any-return]
+        finally:
+            pending: BaseException | None = None
+            while True:
+                try:
+                    _complete(lock, flights, key, mine, (value, error))
+                    break
+                except BaseException as exc:  # interrupted while completing: again
+                    pending = exc
+            if pending is not None:
+                raise pending
 
     lru = functools.lru_cache(maxsize=maxsize, typed=typed)(compute)
     lru_info, lru_clear = lru.cache_info, lru.cache_clear
 
     def cache_info() -> CacheInfo:
         with lock:
-            extra = served[0]
-        info = lru_info()
-        return CacheInfo(info.hits + extra, info.misses - extra, maxsize, info.currsize)
+            served, nested, probed = counts[0], counts[1], counts[2]
+            info = lru_info()
+        return CacheInfo(
+            info.hits + served - probed,
+            info.misses - served - nested,
+            maxsize,  # type: ignore[arg-type]
+            info.currsize,
+        )
 
     def cache_clear() -> None:
         with lock:
             lru_clear()
-            served[0] = 0
-            for key, flight in recent:
-                if _find(flights, key) is flight:
-                    del flights[key]
             recent.clear()
+            counts[0] = counts[1] = counts[2] = 0
+            counts[3] += 1
 
     def cache_parameters() -> dict[str, Any]:
         return {"maxsize": maxsize, "typed": typed, "ttl": None, "policy": "lru"}
@@ -282,39 +307,103 @@ def _wrap_lru(func: Callable[..., R], maxsize: int, typed: bool) -> CachedFuncti
 
 def _wrap(
     func: Callable[..., R],
-    maxsize: int,
+    maxsize: int | None,
     ttl: float | None,
     policy: str,
     typed: bool,
     *,
     engine: str = "auto",
+    key: Callable[..., Hashable] | None = None,
 ) -> CachedFunction[R]:
-    """``engine``: "auto" (lru_cache when policy="lru" and no ttl), "lru_cache"
-    or "conctools" (a ConcurrentCache; the benchmarks compare both)."""
+    """``engine``: "auto" (lru_cache when policy="lru", no ttl and no key
+    function), "lru_cache" or "conctools" (a ConcurrentCache; the benchmarks
+    compare both)."""
     if not callable(func):
         raise TypeError("cached() expects a callable")
-    if engine == "lru_cache" or (engine == "auto" and policy == "lru" and ttl is None):
-        return _wrap_lru(func, maxsize, bool(typed))
-    cache: ConcurrentCache[Hashable, R] = ConcurrentCache(maxsize, ttl=ttl, policy=policy)
-    base = [cache.stats()]
-    call = cache._call
     typed = bool(typed)
+    if key is None and (
+        engine == "lru_cache" or (engine == "auto" and policy == "lru" and ttl is None)
+    ):
+        return _wrap_lru(func, maxsize, typed)
+    cache: ConcurrentCache[Hashable, R] = ConcurrentCache(
+        _UNBOUNDED if maxsize is None else maxsize, ttl=ttl, policy=policy
+    )
+    base = [cache.stats()]
+    data = cache._data
+    tls = cache._tls
+    register = cache._register
+    after_record = cache._after_record
+    live_value = cache._live_value
+    stripe_of = cache._stripe
+    begin, join, insert, finish, record = (
+        cache._begin,
+        cache._join,
+        cache._insert,
+        cache._finish,
+        cache._record,
+    )
+    timed = cache._timed
+    get_ident = threading.get_ident
+    keyfn = key
 
-    if typed:
-
-        def wrapper(*args: Any, **kwargs: Any) -> R:
-            return call(make_key(args, kwargs, True), func, args, kwargs)
-
-    else:
-
-        def wrapper(*args: Any, **kwargs: Any) -> R:
-            if kwargs or len(args) != 1 or type(args[0]) not in _FAST_TYPES:
-                return call(make_key(args, kwargs, False), func, args, kwargs)
-            return call(args[0], func, args, kwargs)
+    # Everything runs in this one frame around the call of ``func`` (helpers
+    # return before it), so a recursive function reaches the same depth as
+    # under the lru_cache engine.
+    def wrapper(*args: Any, **kwargs: Any) -> R:
+        if keyfn is not None:
+            k = keyfn(*args, **kwargs)
+        elif kwargs or typed or len(args) != 1 or type(args[0]) not in _FAST_TYPES:
+            k = make_key(args, kwargs, typed)
+        else:
+            k = args[0]
+        node = _find(data, k)
+        if node is not None:
+            if not timed:
+                try:
+                    buf = tls.value
+                except AttributeError:
+                    buf = register()
+                buf.hits += 1
+                buf.append(k)
+                if len(buf) > 63:
+                    after_record(buf)
+                return node.item  # type: ignore[no-any-return]
+            value = live_value(node)
+            if value is not MISSING:
+                record(k)
+                return value  # type: ignore[no-any-return]
+        stripe = stripe_of(k)
+        mine = _Load(get_ident())
+        value = MISSING
+        error: BaseException | None = None
+        try:
+            load, value = begin(k, stripe, mine)
+            if load is None:
+                return value  # type: ignore[no-any-return]
+            if load is not mine:
+                return join(k, load, stripe, None)  # type: ignore[no-any-return]
+            record(_MISS)
+            try:
+                value = func(*args, **kwargs)
+            except BaseException as exc:
+                error = exc
+                raise
+            insert(k, value, mine)
+            return value
+        finally:
+            pending: BaseException | None = None
+            while True:
+                try:
+                    finish(k, mine, stripe, value, error)
+                    break
+                except BaseException as exc:  # interrupted while completing: again
+                    pending = exc
+            if pending is not None:
+                raise pending
 
     def cache_info() -> CacheInfo:
         s = cache.stats() - base[0]
-        return CacheInfo(s.hits, s.misses, maxsize, len(cache))
+        return CacheInfo(s.hits, s.misses, maxsize, len(cache))  # type: ignore[arg-type]
 
     def cache_clear() -> None:
         base[0] = cache._clear_with_stats()
@@ -327,3 +416,6 @@ def _wrap(
     w.cache_clear = cache_clear
     w.cache_parameters = cache_parameters
     return w  # type: ignore[no-any-return]
+
+
+_UNBOUNDED = 2**62  # maxsize=None: a bound no process reaches
