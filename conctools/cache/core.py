@@ -17,7 +17,7 @@ from .._internal.timeouts import check_timeout, lock_timeout
 from .policies import Policy, make_policy
 from .stats import CacheStats
 
-__all__ = ["ConcurrentCache"]  # _Load, _complete and _find are shared with decorator.py
+__all__ = ["ConcurrentCache"]  # _Load, _await and _find are shared with decorator.py
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -113,10 +113,13 @@ class _Load:
     waiters park on private locks.
 
     A flight is registered in a dict (a stripe's ``loading``, or the
-    decorator's ``flights``) and guarded by that dict's lock.  It ends with
-    :func:`_complete`, which is idempotent: it records the outcome, sets
-    ``done``, unregisters the flight and wakes every waiter.  A ``done`` flight
-    is never joined: if unregistering it failed it is simply replaced.
+    decorator's ``flights``) and guarded by that dict's lock.  Its owner
+    completes it in a ``finally`` block, idempotently and inline (no call that
+    could hit the recursion limit; rerun if interrupted): outcome, ``done``,
+    unregistered, every waiter's private lock released.  A ``done`` flight is
+    never joined: if unregistering it failed it is simply replaced.  A done
+    flight with neither value nor error (its owner was interrupted before the
+    loader returned) sends its waiters back to start a new one.
     """
 
     __slots__ = ("done", "error", "owner", "probing", "storing", "superseded", "value", "waiters")
@@ -130,45 +133,6 @@ class _Load:
         self.storing = False  # the decorator's lru engine: result being stored
         self.probing = False  # the decorator's lru engine: looking into lru_cache
         self.waiters: list[threading.Lock] = []
-
-
-def _complete(
-    lock: threading.Lock,
-    registry: dict[Any, _Load],
-    key: object,
-    load: _Load,
-    outcome: tuple[Any, BaseException | None],
-) -> bool:
-    """End a flight (idempotent): outcome, ``done``, unregistered, waiters woken.
-
-    Returns True if this call recorded the outcome (False if an earlier,
-    interrupted call already had).  Callers run it in a ``finally`` block and
-    call it again if it is interrupted, so every path completes the flight.
-    """
-    value, error = outcome
-    first = False
-    with lock:
-        if not load.done:
-            first = True
-            if error is not None:
-                load.error = error
-            elif value is MISSING:
-                load.error = RuntimeError("the load was interrupted")
-            else:
-                load.value = value
-            load.done = True
-        try:
-            if _find(registry, key) is load:
-                del registry[key]
-        except Exception:  # a colliding key's __eq__ raised: the done flight is inert
-            pass
-        waiters = load.waiters[:]
-    for w in waiters:
-        # A waiter holds its private lock until we release it; releasing it
-        # again on a retried completion is harmless (nobody else uses it).
-        if w.locked():
-            w.release()
-    return first
 
 
 def _await(lock: threading.Lock, load: _Load, timeout: float | None) -> bool:
@@ -395,7 +359,14 @@ class ConcurrentCache(Generic[K, V]):
         at the end of the call), leaving the lock held for good.  ``with``
         cannot leak it; the ``locked()`` test makes it a try-lock except in the
         instant between the test and the acquire, when the reader waits for a
-        maintenance section that has just started."""
+        maintenance section that has just started.
+
+        ``with`` protects only what the exception table covers: on CPython
+        3.12/3.13 a loop whose body ends with an ``if`` that has no ``else``
+        compiles its back edge outside the table, and an interrupt checked
+        there skips ``__exit__`` (CPython issue 108214's mechanism).  Loops
+        inside ``with``/``try`` here end otherwise (``if not x: continue``);
+        ``tests/test_cache_failure_paths.py`` checks the bytecode."""
         lock = self._lock
         if len(buf) >= _HARD_LIMIT or not lock.locked():
             with lock:
@@ -413,10 +384,11 @@ class ConcurrentCache(Generic[K, V]):
                 access(items)
             for buf in self._pt._registry.live.values():
                 n = len(buf)
-                if n:
-                    items = buf[:n]
-                    del buf[:n]  # appends only go to the end: nothing is lost
-                    access(items)
+                if not n:  # (not "if n:" ending the loop: see _after_record)
+                    continue
+                items = buf[:n]
+                del buf[:n]  # appends only go to the end: nothing is lost
+                access(items)
 
     def _maintain(self) -> None:
         """Drain the buffers and drop expired entries (lock held).
@@ -747,37 +719,62 @@ class ConcurrentCache(Generic[K, V]):
                 self._record(key)
                 return value  # type: ignore[no-any-return]
         stripe = self._stripe(key)
-        # The flight this call would own exists before it can be registered,
-        # and is completed in the finally block on every path (the completion
-        # is idempotent, a no-op if it was never registered, and retried if it
-        # is interrupted): no interrupt can leave a registered flight behind.
-        mine = _Load(threading.get_ident())
-        value = MISSING
-        error: BaseException | None = None
-        try:
-            load, value = self._begin(key, stripe, mine)
-            if load is None:
-                return value  # type: ignore[no-any-return]
-            if load is not mine:
-                return self._join(key, load, stripe, t)  # type: ignore[no-any-return]
-            self._record(_MISS)
+        end = None if t is None else time.monotonic() + t
+        while True:
+            # The flight this call would own exists before it can be
+            # registered, and is completed in the finally block on every
+            # path: no interrupt can leave a registered flight behind.
+            mine = _Load(threading.get_ident())
+            value = MISSING
+            error: BaseException | None = None
             try:
-                value = loader(key)
-            except BaseException as exc:
-                error = exc
-                raise
-            self._insert(key, value, mine)
-            return value
-        finally:
-            pending: BaseException | None = None
-            while True:
+                load, value = self._begin(key, stripe, mine)
+                if load is None:
+                    return value  # type: ignore[no-any-return]
+                if load is not mine:
+                    value = self._join(key, load, stripe, end)
+                    if value is MISSING:  # its owner was interrupted: start over
+                        continue
+                    return value  # type: ignore[no-any-return]
+                self._record(_MISS)
                 try:
-                    self._finish(key, mine, stripe, value, error)
-                    break
-                except BaseException as exc:  # interrupted while completing: again
-                    pending = exc
-            if pending is not None:
-                raise pending
+                    value = loader(key)
+                except BaseException as exc:
+                    error = exc
+                    raise
+                self._insert(key, value, mine)
+                return value
+            finally:
+                # Complete ``mine`` (idempotent; a no-op if it was never
+                # registered), inline: no call here can hit the recursion limit,
+                # and an interrupted completion is simply run again.
+                pending: BaseException | None = None
+                while True:  # (no call before the try: a call can be interrupted)
+                    try:
+                        with stripe.lock:
+                            if not mine.done:
+                                if error is not None:
+                                    mine.error = error
+                                    stripe.failures += 1
+                                else:
+                                    mine.value = value  # MISSING: a waiter loads instead
+                                mine.done = True
+                            loading = stripe.loading
+                            try:
+                                if key in loading and loading[key] is mine:
+                                    del loading[key]
+                            except Exception:  # a colliding key's __eq__: a done flight is inert
+                                pass
+                            waiters = mine.waiters[:]
+                        for w in waiters:  # each waiter holds its private lock until now
+                            if not w.locked():  # (no loop-ending "if": see core._after_record)
+                                continue
+                            w.release()
+                        break
+                    except BaseException as exc:  # interrupted while completing: again
+                        pending = exc
+                if pending is not None:
+                    raise pending
 
     def _begin(self, key: K, stripe: _Stripe, mine: _Load) -> tuple[_Load | None, Any]:
         """Join or start the flight for a key that looked absent.
@@ -798,27 +795,24 @@ class ConcurrentCache(Generic[K, V]):
         self._record(key)  # installed by another thread since our first lookup
         return None, value
 
-    def _join(self, key: K, load: _Load, stripe: _Stripe, timeout: float | None) -> Any:
-        """Wait for another caller's flight and return its value or raise its error."""
+    def _join(self, key: K, load: _Load, stripe: _Stripe, end: float | None) -> Any:
+        """Wait for another caller's flight and return its value or raise its
+        error; MISSING (nothing counted) if its owner was interrupted before
+        its loader returned.  ``end``: a ``time.monotonic()`` deadline or None."""
         if load.owner == threading.get_ident() and not load.done:
             self._record(_MISS)
             raise RuntimeError(f"recursive load of key {key!r} from its own loader")
-        if not _await(stripe.lock, load, timeout):
+        left = None if end is None else max(0.0, end - time.monotonic())
+        if not _await(stripe.lock, load, left):
             self._record(_MISS)
-            raise TimeoutError(f"waited {timeout}s for another thread's load of {key!r}")
+            raise TimeoutError(f"timed out waiting for another thread's load of {key!r}")
         if load.error is not None:
             self._record(_MISS)
             raise load.error
+        if load.value is MISSING:
+            return MISSING
         self._record(key)
         return load.value
-
-    def _finish(
-        self, key: object, load: _Load, stripe: _Stripe, value: Any, error: BaseException | None
-    ) -> None:
-        """Complete an owner's flight (idempotent); count a failed load once."""
-        if _complete(stripe.lock, stripe.loading, key, load, (value, error)) and error is not None:
-            with stripe.lock:
-                stripe.failures += 1
 
     # ----------------------------------------------------------- inspection
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 from .._internal.sentinel import MISSING
-from .core import _MISS, ConcurrentCache, _await, _complete, _find, _Load
+from .core import _MISS, ConcurrentCache, _await, _find, _Load
 
 __all__ = ["CacheInfo", "CachedFunction", "cached"]
 
@@ -210,68 +210,93 @@ def _wrap_lru(func: Callable[..., R], maxsize: int | None, typed: bool) -> Cache
 
     def compute(*args: Any, **kwargs: Any) -> R:
         key = make_key(args, kwargs, typed)
-        mine = _Load(get_ident())
-        value: Any = MISSING
-        error: BaseException | None = None
-        try:
-            with lock:
-                gen = counts[3]
-                flight = _find(flights, key)
-                if flight is None or flight.done:
-                    flight = flights[key] = mine
-                    probe = hash(key) in recent
-                elif flight.owner == mine.owner:
-                    counts[1] += 1  # a nested call of the owner (lru_cache: a miss)
-                    if flight.storing:
-                        return flight.value  # type: ignore[no-any-return]
-                    if flight.probing:  # not in lru_cache
-                        raise _Absent
-                    counts[1] -= 1
-                    raise RuntimeError("recursive call with the same arguments")
-            if flight is not mine:
-                _await(lock, flight, None)
-                if flight.error is not None:
-                    raise flight.error
+        me = get_ident()
+        while True:
+            mine = _Load(me)
+            value: Any = MISSING
+            error: BaseException | None = None
+            try:
                 with lock:
-                    if counts[3] == gen:
-                        counts[0] += 1
-                return flight.value  # type: ignore[no-any-return]
-            if probe:
-                mine.probing = True
-                try:
-                    value = lru(*args, **kwargs)
-                except _Absent:
-                    value = MISSING
-                mine.probing = False
-                if value is not MISSING:  # stored by a flight that just ended
+                    gen = counts[3]
+                    flight = _find(flights, key)
+                    probe = False
+                    if flight is None or flight.done:
+                        flight = flights[key] = mine
+                        probe = hash(key) in recent
+                    elif flight.owner == me:
+                        if flight.storing:
+                            counts[1] += 1  # the owner's nested storing call (a miss)
+                            return flight.value  # type: ignore[no-any-return]
+                        if flight.probing:
+                            counts[1] += 1  # the owner's probe (a miss): not in lru_cache
+                            raise _Absent
+                        raise RuntimeError("recursive call with the same arguments")
+                if flight is not mine:
+                    _await(lock, flight, None)
+                    if flight.error is not None:
+                        raise flight.error
+                    if flight.value is MISSING:  # its owner was interrupted: start over
+                        continue
                     with lock:
                         if counts[3] == gen:
                             counts[0] += 1
-                            counts[2] += 1
-                    return value  # type: ignore[no-any-return]
-            try:
-                value = func(*args, **kwargs)
-            except BaseException as exc:
-                error = exc
-                raise
-            mine.value = value
-            mine.storing = True
-            lru(*args, **kwargs)  # stores value in lru_cache before the flight ends
-            with lock:
-                recent[hash(key)] = None
-                if len(recent) > _RECENT:
-                    del recent[next(iter(recent))]
-            return value  # type: ignore[no-any-return]
-        finally:
-            pending: BaseException | None = None
-            while True:
+                    return flight.value  # type: ignore[no-any-return]
+                if probe:
+                    mine.probing = True
+                    try:
+                        value = lru(*args, **kwargs)
+                    except _Absent:
+                        value = MISSING
+                    mine.probing = False
+                    if value is not MISSING:  # stored by a flight that just ended
+                        with lock:
+                            if counts[3] == gen:
+                                counts[0] += 1
+                                counts[2] += 1
+                        return value  # type: ignore[no-any-return]
                 try:
-                    _complete(lock, flights, key, mine, (value, error))
-                    break
-                except BaseException as exc:  # interrupted while completing: again
-                    pending = exc
-            if pending is not None:
-                raise pending
+                    value = func(*args, **kwargs)
+                except BaseException as exc:
+                    error = exc
+                    raise
+                mine.value = value
+                mine.storing = True
+                lru(*args, **kwargs)  # stores value in lru_cache before the flight ends
+                with lock:
+                    recent[hash(key)] = None
+                    if len(recent) > _RECENT:
+                        del recent[next(iter(recent))]
+                return value  # type: ignore[no-any-return]
+            finally:
+                # Complete ``mine`` (idempotent; a no-op if it was never
+                # registered), inline: no call here can hit the recursion limit,
+                # and an interrupted completion is simply run again.
+                pending: BaseException | None = None
+                while True:  # (no call before the try: a call can be interrupted)
+                    try:
+                        with lock:
+                            if not mine.done:
+                                if error is not None:
+                                    mine.error = error
+                                else:
+                                    mine.value = value  # MISSING: a waiter loads instead
+                                mine.done = True
+                            loading = flights
+                            try:
+                                if key in loading and loading[key] is mine:
+                                    del loading[key]
+                            except Exception:  # a colliding key's __eq__: a done flight is inert
+                                pass
+                            waiters = mine.waiters[:]
+                        for w in waiters:  # each waiter holds its private lock until now
+                            if not w.locked():  # (no loop-ending "if": see core._after_record)
+                                continue
+                            w.release()
+                        break
+                    except BaseException as exc:  # interrupted while completing: again
+                        pending = exc
+                if pending is not None:
+                    raise pending
 
     lru = functools.lru_cache(maxsize=maxsize, typed=typed)(compute)
     lru_info, lru_clear = lru.cache_info, lru.cache_clear
@@ -299,6 +324,7 @@ def _wrap_lru(func: Callable[..., R], maxsize: int | None, typed: bool) -> Cache
 
     w: Any = lru
     functools.update_wrapper(w, func)
+    w._flights = flights  # for tests: flights in progress
     w.cache_info = cache_info
     w.cache_clear = cache_clear
     w.cache_parameters = cache_parameters
@@ -335,13 +361,7 @@ def _wrap(
     after_record = cache._after_record
     live_value = cache._live_value
     stripe_of = cache._stripe
-    begin, join, insert, finish, record = (
-        cache._begin,
-        cache._join,
-        cache._insert,
-        cache._finish,
-        cache._record,
-    )
+    begin, join, insert, record = cache._begin, cache._join, cache._insert, cache._record
     timed = cache._timed
     get_ident = threading.get_ident
     keyfn = key
@@ -373,33 +393,59 @@ def _wrap(
                 record(k)
                 return value  # type: ignore[no-any-return]
         stripe = stripe_of(k)
-        mine = _Load(get_ident())
-        value = MISSING
-        error: BaseException | None = None
-        try:
-            load, value = begin(k, stripe, mine)
-            if load is None:
-                return value  # type: ignore[no-any-return]
-            if load is not mine:
-                return join(k, load, stripe, None)  # type: ignore[no-any-return]
-            record(_MISS)
+        me = get_ident()
+        while True:
+            mine = _Load(me)
+            value = MISSING
+            error: BaseException | None = None
             try:
-                value = func(*args, **kwargs)
-            except BaseException as exc:
-                error = exc
-                raise
-            insert(k, value, mine)
-            return value
-        finally:
-            pending: BaseException | None = None
-            while True:
+                load, value = begin(k, stripe, mine)
+                if load is None:
+                    return value  # type: ignore[no-any-return]
+                if load is not mine:
+                    value = join(k, load, stripe, None)
+                    if value is MISSING:  # its owner was interrupted: start over
+                        continue
+                    return value  # type: ignore[no-any-return]
+                record(_MISS)
                 try:
-                    finish(k, mine, stripe, value, error)
-                    break
-                except BaseException as exc:  # interrupted while completing: again
-                    pending = exc
-            if pending is not None:
-                raise pending
+                    value = func(*args, **kwargs)
+                except BaseException as exc:
+                    error = exc
+                    raise
+                insert(k, value, mine)
+                return value
+            finally:
+                # Complete ``mine`` (idempotent; a no-op if it was never
+                # registered), inline: no call here can hit the recursion limit,
+                # and an interrupted completion is simply run again.
+                pending: BaseException | None = None
+                while True:  # (no call before the try: a call can be interrupted)
+                    try:
+                        with stripe.lock:
+                            if not mine.done:
+                                if error is not None:
+                                    mine.error = error
+                                    stripe.failures += 1
+                                else:
+                                    mine.value = value  # MISSING: a waiter loads instead
+                                mine.done = True
+                            loading = stripe.loading
+                            try:
+                                if k in loading and loading[k] is mine:
+                                    del loading[k]
+                            except Exception:  # a colliding key's __eq__: a done flight is inert
+                                pass
+                            waiters = mine.waiters[:]
+                        for w in waiters:  # each waiter holds its private lock until now
+                            if not w.locked():  # (no loop-ending "if": see core._after_record)
+                                continue
+                            w.release()
+                        break
+                    except BaseException as exc:  # interrupted while completing: again
+                        pending = exc
+                if pending is not None:
+                    raise pending
 
     def cache_info() -> CacheInfo:
         s = cache.stats() - base[0]
@@ -412,6 +458,7 @@ def _wrap(
         return {"maxsize": maxsize, "typed": typed, "ttl": ttl, "policy": policy}
 
     w: Any = functools.update_wrapper(wrapper, func)
+    w._cache = cache  # for tests
     w.cache_info = cache_info
     w.cache_clear = cache_clear
     w.cache_parameters = cache_parameters
