@@ -308,10 +308,10 @@ def test_cached_function_error_has_no_spurious_context(kw: dict[str, Any]) -> No
 
 
 def _depth_reached(deco: Any, limit: int) -> int:
-    best = [0]
+    best = [limit * 2]
 
     def rec(n: int) -> int:
-        best[0] = max(best[0], n)
+        best[0] = min(best[0], n)
         return n if n == 0 else rec_c(n - 1) + 0
 
     rec_c = deco(rec)
