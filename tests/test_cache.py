@@ -97,6 +97,8 @@ def test_lru_eviction_order() -> None:
         ({"maxsize": True}, TypeError),
         ({"maxsize": None}, TypeError),
         ({"ttl": -1}, ValueError),
+        ({"ttl": 0}, ValueError),
+        ({"expire_after_access": 0}, ValueError),
         ({"ttl": float("nan")}, ValueError),
         ({"ttl": "1"}, TypeError),
         ({"expire_after_access": -0.5}, ValueError),
@@ -1080,9 +1082,13 @@ def test_cached_info_clear_wrapped_and_bare() -> None:
     with pytest.raises(TypeError):
         g([1])
     with pytest.raises(ValueError):
-        cached(maxsize=0)
-    with pytest.raises(ValueError):
         cached(ttl=-1)
+    with pytest.raises(ValueError):
+        cached(ttl=0)  # would cache nothing: a clear error instead
+    with pytest.raises(TypeError):
+        cached(maxsize="8")  # type: ignore[call-overload]
+    with pytest.raises(ValueError):
+        cached(maxsize=None, policy="tinylfu")  # needs a bound
 
 
 @ENGINES

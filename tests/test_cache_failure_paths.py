@@ -62,8 +62,10 @@ def test_interrupted_drain_never_leaves_the_maintenance_lock_held() -> None:
             leaked.append(1)
             c._lock.release()
 
-    report = inject_faults(lambda: [c.get(1) for _ in range(300)], attempts=300, check=check)
-    assert report.delivered > 50
+    report = inject_faults(
+        lambda: [c.get(1) for _ in range(300)], attempts=300, check=check, max_delay=2e-4
+    )
+    assert report.delivered > 20
     assert leaked == []
 
 
@@ -161,6 +163,7 @@ def test_interrupted_get_or_load_completes_and_unregisters_its_flight(ttl: Any) 
     """An interrupt anywhere in get_or_load (loader, install, completion) must
     leave no flight registered and must wake every waiter."""
     c: ConcurrentCache[int, int] = ConcurrentCache(64, ttl=ttl)
+    c.get(-1)  # this thread's buffer exists before the faults start
     n = [0]
 
     def target() -> None:
@@ -382,6 +385,7 @@ def test_cached_interrupted_calls_leave_no_flight(engine: str) -> None:
         return x
 
     g = _wrap(f, 16, None, "lru", False, engine=engine)
+    g(-1)  # (the conctools engine: this thread's buffer exists before the faults)
     n = [0]
 
     def target() -> None:

@@ -8,7 +8,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterator
-from typing import Any, Generic, TypeVar, cast, overload
+from typing import Any, Generic, Literal, TypeVar, cast, overload
 
 from .._internal.perthread import PerThread
 from .._internal.sentinel import MISSING
@@ -18,6 +18,8 @@ from .policies import Policy, make_policy
 from .stats import CacheStats
 
 __all__ = ["ConcurrentCache"]  # _Load, _await and _find are shared with decorator.py
+
+PolicyName = Literal["lru", "tinylfu"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -135,7 +137,7 @@ class _Load:
         self.waiters: list[threading.Lock] = []
 
 
-def _await(lock: threading.Lock, load: _Load, timeout: float | None) -> bool:
+def _await(lock: Any, load: _Load, timeout: float | None) -> bool:
     """Wait for a flight to be done; False on timeout.
 
     The waiter parks on a private lock that it holds and that the flight's
@@ -255,7 +257,7 @@ class ConcurrentCache(Generic[K, V]):
         maxsize: int = 1024,
         *,
         ttl: float | None = None,
-        policy: str = "lru",
+        policy: PolicyName = "lru",
         stripes: int | None = None,
         expire_after_access: float | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -270,7 +272,7 @@ class ConcurrentCache(Generic[K, V]):
         maxsize: int = 1024,
         *,
         ttl: float | None = None,
-        policy: str = "lru",
+        policy: PolicyName = "lru",
         stripes: int | None = None,
         expire_after_access: float | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -315,9 +317,9 @@ class ConcurrentCache(Generic[K, V]):
         return self._maxsize
 
     @property
-    def policy(self) -> str:
+    def policy(self) -> PolicyName:
         """``"lru"`` or ``"tinylfu"``."""
-        return self._policy.name
+        return cast(PolicyName, self._policy.name)
 
     @property
     def ttl(self) -> float | None:
@@ -904,6 +906,6 @@ def _check_duration(value: float | None, name: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
     v = float(value)
-    if math.isnan(v) or v < 0:
-        raise ValueError(f"{name} must be a non-negative number of seconds")
+    if math.isnan(v) or v <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds (or None: no expiry)")
     return v

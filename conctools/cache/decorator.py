@@ -13,7 +13,7 @@ from collections.abc import Callable, Hashable
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 from .._internal.sentinel import MISSING
-from .core import _MISS, ConcurrentCache, _await, _find, _Load
+from .core import _MISS, ConcurrentCache, PolicyName, _await, _check_duration, _find, _Load
 
 __all__ = ["CacheInfo", "CachedFunction", "cached"]
 
@@ -48,13 +48,15 @@ class _HashedSeq(list):  # type: ignore[type-arg]
 
     def __init__(self, tup: tuple[Any, ...]) -> None:
         self[:] = tup
-        self.hashvalue = hash(tup)
+        self.hashvalue = _hash(tup)
 
     def __hash__(self) -> int:  # type: ignore[override]
         return self.hashvalue
 
 
 _KWD_MARK = (object(),)
+_len = len  # not the global name: a program may cache len itself (builtins.len = cached(len))
+_hash = hash
 _FAST_TYPES = frozenset({int, str})
 
 
@@ -75,7 +77,7 @@ def make_key(args: tuple[Any, ...], kwds: dict[str, Any], typed: bool) -> Hashab
         key += tuple(type(v) for v in args)
         if kwds:
             key += tuple(type(v) for v in kwds.values())
-    elif len(key) == 1 and type(key[0]) in _FAST_TYPES:
+    elif _len(key) == 1 and type(key[0]) in _FAST_TYPES:
         return key[0]  # type: ignore[no-any-return]
     return _HashedSeq(key)
 
@@ -130,48 +132,77 @@ def cached(maxsize: Callable[..., R]) -> CachedFunction[R]: ...
 
 @overload
 def cached(
-    maxsize: int = 1024,
+    maxsize: int | None = 1024,
     *,
     ttl: float | None = None,
-    policy: str = "lru",
+    policy: PolicyName = "lru",
     typed: bool = False,
+    key: Callable[..., Hashable] | None = None,
 ) -> Callable[[Callable[..., R]], CachedFunction[R]]: ...
 
 
 def cached(
-    maxsize: int | Callable[..., R] = 1024,
+    maxsize: int | Callable[..., R] | None = 1024,
     *,
     ttl: float | None = None,
-    policy: str = "lru",
+    policy: PolicyName = "lru",
     typed: bool = False,
+    key: Callable[..., Hashable] | None = None,
 ) -> CachedFunction[R] | Callable[[Callable[..., R]], CachedFunction[R]]:
     """Memoize a function, thread-safely and single-flight: ``functools.lru_cache`` plus.
 
     A drop-in for :func:`functools.lru_cache` (same key rules, ``typed``,
-    ``cache_info()``, ``cache_clear()``, ``__wrapped__``, usable bare as
-    ``@cached``) that is bounded, can expire entries (``ttl``), can use W-TinyLFU
-    (``policy="tinylfu"``), and is *single-flight*: concurrent calls with the same
-    arguments run the function once and share its result or its exception (which
-    is not cached).  Every call counts as exactly one hit or one miss in
-    ``cache_info()``; a call that waited for another call's computation counts as
-    a hit.  Works on methods (``self`` is part of the key and must be hashable).
+    ``cache_info()``, ``cache_clear()``, ``cache_parameters()``, ``__wrapped__``,
+    usable bare as ``@cached``) that can expire entries (``ttl``), can use
+    W-TinyLFU (``policy="tinylfu"``), accepts a key function, and is
+    *single-flight*: concurrent calls with the same arguments run the function
+    once and share its result or its exception (which is not cached).  Every
+    call counts as exactly one hit or one miss in ``cache_info()``; a call that
+    waited for another call's computation counts as a hit.  Works on methods
+    (``self`` is part of the key and must be hashable).
 
-    ``maxsize`` must be an int >= 1 (``None``, unbounded, is not supported):
-    ``TypeError``/``ValueError`` otherwise, as for ``ttl`` and ``policy``.
-    With ``policy="lru"`` and no ``ttl`` hits are served by
+    ``maxsize`` as in lru_cache: an int (negative values count as ``0``, which
+    caches nothing) or ``None`` (unbounded; not with ``policy="tinylfu"``,
+    which needs a bound: ``ValueError``); anything else is a ``TypeError``.
+    ``ttl`` (seconds after the computation, > 0) expires results.
+    ``key(*args, **kwargs)`` computes the cache key instead of the argument
+    tuple (as in cachetools and theine); it must return a hashable value.
+    With ``policy="lru"``, no ``ttl`` and no ``key``, hits are served by
     :func:`functools.lru_cache` itself (C speed) and the single-flight layer
     only runs on misses; otherwise the function is memoized in a
     :class:`~conctools.cache.ConcurrentCache`.
     """
     if callable(maxsize) and not isinstance(maxsize, int):
-        return _wrap(maxsize, 1024, ttl, policy, typed)
-    size: int = maxsize
-    ConcurrentCache(size, ttl=ttl, policy=policy)  # validate the arguments now
+        return _wrap(maxsize, 1024, ttl, policy, typed, key=key)
+    size = _check_call_args(maxsize, ttl, policy, key)
 
     def decorating(func: Callable[..., R]) -> CachedFunction[R]:
-        return _wrap(func, size, ttl, policy, typed)
+        return _wrap(func, size, ttl, policy, typed, key=key)
 
     return decorating
+
+
+def _check_call_args(maxsize: object, ttl: float | None, policy: object, key: object) -> int | None:
+    """Validate cached()'s arguments; the normalised maxsize (as lru_cache's)."""
+    if maxsize is not None and not isinstance(maxsize, int):
+        raise TypeError("Expected first argument to be an integer, a callable, or None")
+    size = None if maxsize is None else max(0, int(maxsize))
+    if key is not None and not callable(key):
+        raise TypeError("key must be callable or None")
+    _check_duration(ttl, "ttl")
+    if not isinstance(policy, str):
+        raise TypeError(f"policy must be a str, not {type(policy).__name__}")
+    if policy not in ("lru", "tinylfu"):
+        raise ValueError(f"policy must be 'lru' or 'tinylfu', not {policy!r}")
+    if policy == "tinylfu" and size is None:
+        raise ValueError("policy='tinylfu' needs a bound: maxsize=None is not supported")
+    return size
+
+
+def _plain_signatures(*fns: Callable[..., Any]) -> None:
+    """``inspect.signature`` of cache_info & co. reads ``()``, as lru_cache's."""
+    for fn in fns:
+        fn.__annotations__ = {}
 
 
 class _Absent(Exception):
@@ -202,7 +233,8 @@ def _wrap_lru(func: Callable[..., R], maxsize: int | None, typed: bool) -> Cache
     """
     flights: dict[Hashable, _Load] = {}
     recent: dict[int, None] = {}
-    lock = threading.Lock()
+    # Reentrant, as lru_cache's own: a key's __eq__ may call the function.
+    lock = threading.RLock()
     # [misses that were answered (hits), nested calls' misses, probes' hits,
     #  cache_clear() generation]
     counts = [0, 0, 0, 0]
@@ -222,7 +254,7 @@ def _wrap_lru(func: Callable[..., R], maxsize: int | None, typed: bool) -> Cache
                     probe = False
                     if flight is None or flight.done:
                         flight = flights[key] = mine
-                        probe = hash(key) in recent
+                        probe = _hash(key) in recent
                     elif flight.owner == me:
                         if flight.storing:
                             counts[1] += 1  # the owner's nested storing call (a miss)
@@ -263,8 +295,8 @@ def _wrap_lru(func: Callable[..., R], maxsize: int | None, typed: bool) -> Cache
                 mine.storing = True
                 lru(*args, **kwargs)  # stores value in lru_cache before the flight ends
                 with lock:
-                    recent[hash(key)] = None
-                    if len(recent) > _RECENT:
+                    recent[_hash(key)] = None
+                    if _len(recent) > _RECENT:
                         del recent[next(iter(recent))]
                 return value  # type: ignore[no-any-return]
             finally:
@@ -322,6 +354,7 @@ def _wrap_lru(func: Callable[..., R], maxsize: int | None, typed: bool) -> Cache
     def cache_parameters() -> dict[str, Any]:
         return {"maxsize": maxsize, "typed": typed, "ttl": None, "policy": "lru"}
 
+    _plain_signatures(cache_info, cache_clear, cache_parameters)
     w: Any = lru
     functools.update_wrapper(w, func)
     w._flights = flights  # for tests: flights in progress
@@ -335,7 +368,7 @@ def _wrap(
     func: Callable[..., R],
     maxsize: int | None,
     ttl: float | None,
-    policy: str,
+    policy: PolicyName,
     typed: bool,
     *,
     engine: str = "auto",
@@ -346,10 +379,13 @@ def _wrap(
     compare both)."""
     if not callable(func):
         raise TypeError("cached() expects a callable")
+    maxsize = _check_call_args(maxsize, ttl, policy, key)
     typed = bool(typed)
-    if key is None and (
-        engine == "lru_cache" or (engine == "auto" and policy == "lru" and ttl is None)
+    if maxsize == 0 or (
+        key is None
+        and (engine == "lru_cache" or (engine == "auto" and policy == "lru" and ttl is None))
     ):
+        # (maxsize=0 caches nothing: the lru engine is then only single-flight)
         return _wrap_lru(func, maxsize, typed)
     cache: ConcurrentCache[Hashable, R] = ConcurrentCache(
         _UNBOUNDED if maxsize is None else maxsize, ttl=ttl, policy=policy
@@ -457,6 +493,7 @@ def _wrap(
     def cache_parameters() -> dict[str, Any]:
         return {"maxsize": maxsize, "typed": typed, "ttl": ttl, "policy": policy}
 
+    _plain_signatures(cache_info, cache_clear, cache_parameters)
     w: Any = functools.update_wrapper(wrapper, func)
     w._cache = cache  # for tests
     w.cache_info = cache_info
