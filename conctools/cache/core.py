@@ -7,7 +7,7 @@ import itertools
 import math
 import threading
 import time
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import Callable, Hashable, Iterator, MutableMapping
 from typing import Any, Generic, Literal, TypeVar, cast, overload
 
 from .._internal.perthread import PerThread
@@ -756,7 +756,10 @@ class ConcurrentCache(Generic[K, V]):
                         with stripe.lock:
                             if not mine.done:
                                 if error is not None:
-                                    mine.error = error
+                                    if isinstance(error, Exception):
+                                        mine.error = error  # shared with the waiters
+                                    # (an interrupt such as KeyboardInterrupt is this
+                                    # thread's own: the waiters start over instead)
                                     stripe.failures += 1
                                 else:
                                     mine.value = value  # MISSING: a waiter loads instead
@@ -845,6 +848,142 @@ class ConcurrentCache(Generic[K, V]):
     def __iter__(self) -> Iterator[K]:
         return iter(self.keys())
 
+    def values(self) -> list[V]:
+        """A snapshot list of the live values."""
+        timed = self._timed
+        return [n.item[0] if timed else n.item for n in self._live_nodes()]
+
+    # ---------------------------------------------------- MutableMapping API
+
+    @overload
+    def pop(self, key: K) -> V: ...
+
+    @overload
+    def pop(self, key: K, default: D) -> V | D: ...
+
+    def pop(self, key: K, default: Any = MISSING) -> Any:
+        """Remove ``key`` and return its value (atomically); ``default`` or
+        ``KeyError`` if it has no live entry.  Like ``invalidate``: an
+        in-flight load of ``key`` will not be cached; no hit or miss is counted."""
+        stripe = self._stripe(key)
+        with self._lock:
+            self._maintain()
+            self._supersede(key, stripe)
+            node = _find(self._data, key)
+            value: Any = MISSING
+            if node is not None:
+                live = not self._timed or self._is_live(node, self._clock())
+                if live:
+                    value = node.item[0] if self._timed else node.item
+                self._unlink(node, _GONE if live else _EXPIRED)
+                if not live:
+                    self._expirations += 1
+            self._dirty = False
+        if value is not MISSING:
+            return value
+        if default is MISSING:
+            raise KeyError(key)
+        return default
+
+    def popitem(self) -> tuple[K, V]:
+        """Remove and return the entry that would be evicted next (LRU: the least
+        recently used; W-TinyLFU: the main region's victim, else the window's
+        oldest).  ``KeyError`` if the cache is empty."""
+        with self._lock:
+            self._maintain()
+            self._dirty = False
+            try:
+                key = self._policy.victim()
+            except KeyError:
+                raise KeyError("popitem(): cache is empty") from None
+            node = self._data[key]
+            item = (key, node.item[0] if self._timed else node.item)
+            self._dirty = True
+            self._unlink(node, _GONE)
+            self._dirty = False
+            return item
+
+    def setdefault(self, key: K, default: V) -> V:
+        """``key``'s live value; if it has none, store ``default`` and return it
+        (one atomic step; a store, like ``put``: an in-flight load of ``key``
+        will not be cached).  No hit or miss is counted."""
+        stripe = self._stripe(key)
+        with self._lock:
+            self._maintain()
+            node = _find(self._data, key)
+            if node is not None and (not self._timed or self._is_live(node, self._clock())):
+                self._dirty = False
+                return node.item[0] if self._timed else node.item  # type: ignore[no-any-return]
+            self._insert_locked(key, default, None, stripe)
+            self._dirty = False
+            return default
+
+    def update(self, other: Any = (), /, **kwargs: V) -> None:
+        """``put`` every pair of ``other`` (a mapping or pairs) and of ``kwargs``,
+        one after the other (not atomically as a whole)."""
+        if hasattr(other, "keys"):
+            for k in list(other.keys()):
+                self.put(k, other[k])
+        else:
+            for k, v in other:
+                self.put(k, v)
+        for k, v in kwargs.items():
+            self.put(k, v)  # type: ignore[arg-type]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as dict
+
+    # ------------------------------------------------ copy, deepcopy, pickle
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "maxsize": self._maxsize,
+            "ttl": self._ttl,
+            "policy": self._policy.name,
+            "stripes": len(self._stripes),
+            "expire_after_access": self._tta,
+            "clock": self._clock,
+        }
+
+    def _ordered_items(self) -> list[tuple[Any, Any]]:
+        """Live entries from the next victim to the safest (a snapshot)."""
+        with self._lock:
+            self._maintain()
+            self._dirty = False
+            data = self._data
+            timed = self._timed
+            out = []
+            for k in self._policy.keys():  # noqa: SIM118 - a Policy, not a dict
+                node = _find(data, k)
+                if node is None:
+                    continue
+                out.append((k, node.item[0] if timed else node.item))
+            return out
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = getattr(self, "__dict__", None)
+        return (
+            _rebuild,
+            (_public_class(type(self)), self._settings(), self._ordered_items()),
+            state,
+        )
+
+    def __copy__(self) -> ConcurrentCache[K, V]:
+        return _rebuild(  # type: ignore[no-any-return]
+            _public_class(type(self)),
+            self._settings(),
+            self._ordered_items(),
+            getattr(self, "__dict__", None),
+        )
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ConcurrentCache[K, V]:
+        import copy
+
+        items = copy.deepcopy(self._ordered_items(), memo)
+        state = copy.deepcopy(getattr(self, "__dict__", None), memo)
+        new = _rebuild(_public_class(type(self)), self._settings(), items, state)
+        memo[id(self)] = new
+        return new  # type: ignore[no-any-return]
+
     def stats(self) -> CacheStats:
         """An exact, immutable snapshot of the counters (see :class:`CacheStats`)."""
         with self._lock:
@@ -874,6 +1013,9 @@ class ConcurrentCache(Generic[K, V]):
         )
 
 
+MutableMapping.register(ConcurrentCache)
+
+
 class _TimedCache(ConcurrentCache[K, V]):
     """A ConcurrentCache with ``ttl`` and/or ``expire_after_access`` (made by
     ``ConcurrentCache(...)``; not public)."""
@@ -898,6 +1040,32 @@ def _timed_class(cls: type[Any]) -> type[Any]:
         ns = {"__slots__": (), "__module__": cls.__module__, "__qualname__": cls.__qualname__}
         timed = _TIMED_CLASSES.setdefault(cls, type(cls.__name__, (cls, _TimedCache), ns))
     return timed
+
+
+def _public_class(cls: type[Any]) -> type[Any]:
+    """The class a user named: ``ConcurrentCache``/their subclass, not the
+    internal class with expiry that ``__new__`` substitutes."""
+    if cls is _TimedCache:
+        return ConcurrentCache
+    if issubclass(cls, _TimedCache) and cls.__bases__[-1] is _TimedCache:
+        return cls.__bases__[0]
+    return cls
+
+
+def _rebuild(
+    cls: type[Any], settings: dict[str, Any], items: list[tuple[Any, Any]], state: Any = None
+) -> Any:
+    """A new cache of class ``cls`` with ``settings`` and ``items`` (inserted
+    from the next victim to the safest, so the eviction order carries over).
+    The constructor of a subclass is not called (as for ``copy`` of any object
+    with ``__reduce_ex__``); fresh statistics, fresh lifetimes."""
+    obj: Any = cls.__new__(cls, **settings)  # type: ignore[call-overload]
+    ConcurrentCache.__init__(obj, **settings)
+    if state:
+        obj.__dict__.update(state)
+    for k, v in items:
+        obj.put(k, v)
+    return obj
 
 
 def _check_duration(value: float | None, name: str) -> float | None:

@@ -309,7 +309,10 @@ def _wrap_lru(func: Callable[..., R], maxsize: int | None, typed: bool) -> Cache
                         with lock:
                             if not mine.done:
                                 if error is not None:
-                                    mine.error = error
+                                    if isinstance(error, Exception):
+                                        mine.error = error  # shared with the waiters
+                                    # (an interrupt such as KeyboardInterrupt is this
+                                    # thread's own: the waiters start over instead)
                                 else:
                                     mine.value = value  # MISSING: a waiter loads instead
                                 mine.done = True
@@ -461,7 +464,10 @@ def _wrap(
                         with stripe.lock:
                             if not mine.done:
                                 if error is not None:
-                                    mine.error = error
+                                    if isinstance(error, Exception):
+                                        mine.error = error  # shared with the waiters
+                                    # (an interrupt such as KeyboardInterrupt is this
+                                    # thread's own: the waiters start over instead)
                                     stripe.failures += 1
                                 else:
                                     mine.value = value  # MISSING: a waiter loads instead
