@@ -179,7 +179,10 @@ class ConcurrentCache(Generic[K, V]):
     seconds after it was last written; ``expire_after_access`` expires one idle
     for that long.  ``clock`` (seconds, monotonic) is injectable for tests.
     ``stripes`` (rounded up to a power of two; default from the CPU count) is
-    the number of locks that coordinate in-flight loads.
+    the number of locks that coordinate in-flight loads.  A ``MutableMapping``
+    (``values``, ``pop``, ``popitem`` in eviction order, ``setdefault``,
+    ``update``); ``copy``, ``deepcopy`` and pickling give an independent cache
+    with the same settings and live entries (fresh statistics and lifetimes).
 
     **Thread safety.** Every method may be called from any number of threads.
     Lookups (``get``, ``c[key]``, ``in``, the hit path of ``get_or_load``) and
@@ -197,13 +200,18 @@ class ConcurrentCache(Generic[K, V]):
     linearizable per key.  ``get_or_load(key, loader)`` is single-flight: among
     concurrent callers for a missing key one runs ``loader(key)`` and the others
     wait for its result; if it raises, the same exception object reaches every
-    waiter and nothing is cached.  A ``put``, ``invalidate`` or ``clear``
+    waiter and nothing is cached (an interrupt of the loader's thread is that
+    thread's own: the waiters start over); every load ends and is
+    unregistered on every path.  A ``put``, ``invalidate`` or ``clear``
     that happens while a load is in flight wins: the load's value is still
     returned to its callers but is not cached (so an invalidation is never
     undone by a load that started before it), and a load finding a live entry
-    already installed does not replace it.  ``stats()`` is an exact snapshot:
-    buffered records are applied before it is taken.  ``len`` is the number of
-    entries, after removing expired ones.
+    already installed does not replace it.  ``stats()`` is exact: every
+    lookup that returned before the call is counted once, none that starts
+    after it returns is (counters are per thread, only grow, and survive
+    ``clear``, draining and thread exit).  ``pop`` and ``setdefault`` are
+    atomic; ``update`` is one ``put`` after another.  ``len`` is the number
+    of entries, after removing expired ones.
 
     **Iteration.** ``iter(c)``, ``keys()`` and ``items()`` return snapshots of
     the live entries taken under the maintenance lock; they do not count as
@@ -211,13 +219,16 @@ class ConcurrentCache(Generic[K, V]):
 
     **Blocking and timeouts.** ``get_or_load(key, loader, timeout=None)``
     blocks while another thread loads the same key; after ``timeout`` seconds it
-    raises ``TimeoutError`` (the load goes on).  Calling ``get_or_load`` for a key
+    raises ``TimeoutError`` (the load goes on; ``None`` and ``math.inf`` wait
+    forever, huge values are clamped).  Calling ``get_or_load`` for a key
     from inside that key's own loader raises ``RuntimeError`` instead of
     deadlocking.  Other methods wait only for the maintenance lock, which is held
     for bounded, short sections and never while user code runs (apart from key
     hashing).  A reader waits for it only if its own access buffer has grown
-    to 4096 records while other threads kept the lock busy (back-pressure, so
-    that no access record is ever dropped).
+    to 4096 records while other threads kept the lock busy (back-pressure), or
+    if the lock was taken in the instant between its test and its acquire.
+    An interrupt (``KeyboardInterrupt``) at any point leaves no lock held and
+    no load registered.
 
     **Complexity.** ``get``/``put`` of a present key: O(1), lock-free.  Insertion,
     ``invalidate``: O(1) amortised under the maintenance lock (plus the
