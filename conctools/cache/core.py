@@ -101,13 +101,14 @@ class _Node:
     cache with expiry, so that a reader sees a value and its deadline from the
     same write.  ``adl`` is the idle (expire-after-access) deadline."""
 
-    __slots__ = ("adl", "dead", "item", "key")
+    __slots__ = ("adl", "dead", "item", "key", "popped")
 
     def __init__(self, key: Any, item: Any, adl: float) -> None:
         self.key = key
         self.item = item
         self.adl = adl
         self.dead = _LIVE
+        self.popped: Any = None  # the item it held when removed (set after dead)
 
 
 class _Load:
@@ -315,6 +316,12 @@ class ConcurrentCache(Generic[K, V]):
         self._pt: PerThread[_Buffer] = PerThread(_Buffer, self._retired.fold)
         self._tls = self._pt.local
         self._dirty = False  # a maintenance section was interrupted: repair first
+        # __new__ chose the class from its own arguments; a subclass may pass
+        # others to __init__ (super().__init__(n, ttl=...)): match them.
+        if self._timed and not isinstance(self, _TimedCache):
+            self.__class__ = _timed_class(type(self))
+        elif not self._timed and isinstance(self, _TimedCache):
+            self.__class__ = _public_class(type(self))
         self._evictions = 0
         self._expirations = 0
         self._heap: list[tuple[float, int, _Node]] = []
@@ -431,6 +438,7 @@ class ConcurrentCache(Generic[K, V]):
                 vnode = data.pop(victim, None)
                 if vnode is not None:
                     vnode.dead = _GONE
+                    vnode.popped = vnode.item
                     self._evictions += 1
         if self._timed:
             self._heap = [(self._deadline(n), next(self._seq), n) for n in data.values()]
@@ -462,7 +470,10 @@ class ConcurrentCache(Generic[K, V]):
 
     def _unlink(self, node: _Node, why: int) -> None:
         """Remove a node from the map and the policy (maintenance lock held)."""
+        # dead first, then the item it held: a lock-free put that wrote the
+        # item and then saw the node alive is in ``popped`` (see put).
         node.dead = why
+        node.popped = node.item
         key = node.key
         if _find(self._data, key) is node:
             del self._data[key]
@@ -540,6 +551,9 @@ class ConcurrentCache(Generic[K, V]):
         if node is not None:
             if not self._timed:
                 node.item = value  # lock-free update of a present key
+                if node.dead:  # removed meanwhile: did the removal see the write?
+                    self._insert_raced(key, value, value, node)
+                    return
                 buf = self._rbuf()
                 buf.append(key)
                 if len(buf) >= _DRAIN_AT:
@@ -547,16 +561,31 @@ class ConcurrentCache(Generic[K, V]):
                 return
             now = self._clock()
             if self._is_live(node, now):
-                node.item = (value, now + self._ttl if self._ttl is not None else _INF)
+                item = (value, now + self._ttl if self._ttl is not None else _INF)
+                node.item = item
                 if self._tta is not None:
                     node.adl = now + self._tta
-                if node.dead != _EXPIRED:  # expired concurrently: insert anew below
-                    buf = self._rbuf()
-                    buf.append(key)
-                    if len(buf) >= _DRAIN_AT:
-                        self._after_record(buf)
+                if node.dead:
+                    self._insert_raced(key, value, item, node)
                     return
+                buf = self._rbuf()
+                buf.append(key)
+                if len(buf) >= _DRAIN_AT:
+                    self._after_record(buf)
+                return
         self._insert(key, value, None)
+
+    def _insert_raced(self, key: K, value: Any, item: Any, node: _Node) -> None:
+        """A lock-free put wrote ``item`` into ``node`` and then found it removed
+        (invalidate, pop, eviction, expiry, clear).  If the removal saw the
+        write (the node's ``popped`` is ``item``), the put took effect before
+        the removal and is done; otherwise it comes after it: insert anew."""
+        stripe = self._stripe(key)
+        with self._lock:
+            self._maintain()
+            if node.popped is not item:
+                self._insert_locked(key, value, None, stripe)
+            self._dirty = False
 
     def __setitem__(self, key: K, value: V) -> None:
         self.put(key, value)
@@ -622,6 +651,7 @@ class ConcurrentCache(Generic[K, V]):
         for victim in self._policy.insert(key):
             vnode = self._data.pop(victim)
             vnode.dead = _GONE
+            vnode.popped = vnode.item
             self._evictions += 1
         new = self._new_node(key, value)
         if load is None:
@@ -679,6 +709,7 @@ class ConcurrentCache(Generic[K, V]):
                     stripe.loading.clear()
             for node in self._data.values():
                 node.dead = _GONE
+                node.popped = node.item
             self._data.clear()
             self._policy.clear()
             self._heap.clear()
@@ -884,10 +915,10 @@ class ConcurrentCache(Generic[K, V]):
             value: Any = MISSING
             if node is not None:
                 live = not self._timed or self._is_live(node, self._clock())
-                if live:
-                    value = node.item[0] if self._timed else node.item
                 self._unlink(node, _GONE if live else _EXPIRED)
-                if not live:
+                if live:  # what the node held when it was marked dead
+                    value = node.popped[0] if self._timed else node.popped
+                else:
                     self._expirations += 1
             self._dirty = False
         if value is not MISSING:
@@ -908,11 +939,10 @@ class ConcurrentCache(Generic[K, V]):
             except KeyError:
                 raise KeyError("popitem(): cache is empty") from None
             node = self._data[key]
-            item = (key, node.item[0] if self._timed else node.item)
             self._dirty = True
             self._unlink(node, _GONE)
             self._dirty = False
-            return item
+            return (key, node.popped[0] if self._timed else node.popped)
 
     def setdefault(self, key: K, default: V) -> V:
         """``key``'s live value; if it has none, store ``default`` and return it
