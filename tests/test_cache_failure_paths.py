@@ -25,8 +25,12 @@ from conctools.cache.decorator import _wrap
 from conctools.testing import run_in_threads
 from conctools.testing.faults import inject_faults
 
+# Python 3.10 checks for a pending interrupt *before* the call that runs a
+# ``with`` block's ``__exit__`` (after the block was popped): no pure-Python
+# lock discipline survives an interrupt there, so these run on 3.12+ only.
 needs_itimer = pytest.mark.skipif(
-    not hasattr(signal, "setitimer"), reason="fault injection needs signal.setitimer"
+    not hasattr(signal, "setitimer") or sys.version_info < (3, 12),
+    reason="fault injection needs signal.setitimer and Python 3.12+ (see comment)",
 )
 
 
@@ -336,7 +340,8 @@ def test_cached_recursion_depth_matches_the_lru_engine(kw: dict[str, Any]) -> No
     lru_depth = _depth_reached(cached(maxsize=10_000), 600)
     other = _depth_reached(cached(maxsize=10_000, **kw), 600)
     plain = _depth_reached(lambda f: f, 600)
-    assert lru_depth >= 0.45 * plain
+    if sys.version_info >= (3, 12):  # (before, C calls count against the limit too)
+        assert lru_depth >= 0.45 * plain
     assert other >= 0.9 * lru_depth
 
 
@@ -374,10 +379,9 @@ def test_cached_on_a_subclass_method() -> None:
     assert Base.f.cache_info().hits == 1  # type: ignore[attr-defined]
 
 
+@needs_itimer
 @pytest.mark.parametrize("engine", ["lru_cache", "conctools"])
 def test_cached_interrupted_calls_leave_no_flight(engine: str) -> None:
-    if not hasattr(signal, "setitimer"):
-        pytest.skip("needs signal.setitimer")
     calls = [0]
 
     def f(x: int) -> int:
