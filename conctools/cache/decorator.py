@@ -111,7 +111,9 @@ class CachedFunction(Generic[R]):
     def __call__(self, *args: Any, **kwargs: Any) -> R:  # pragma: no cover - typing only
         raise NotImplementedError
 
-    def __get__(self, instance: object, owner: type | None = None) -> Callable[..., R]:
+    def __get__(self, instance: object, owner: type | None = None) -> CachedFunction[R]:
+        # (typed as itself: ``Svc().lookup(x)`` and ``Svc.lookup.cache_info()``
+        # both type-check; at run time a bound method, as for lru_cache)
         raise NotImplementedError  # pragma: no cover - typing only
 
     def cache_info(self) -> CacheInfo:  # pragma: no cover - typing only
