@@ -269,6 +269,7 @@ def _wrap_lru(func: Callable[..., R], maxsize: int | None, typed: bool) -> Cache
                     elif flight.owner == me:
                         if flight.storing:
                             counts[1] += 1  # the owner's nested storing call (a miss)
+                            flight.storing = False  # (it reached compute: see below)
                             return flight.value  # type: ignore[no-any-return]
                         if flight.probing:
                             counts[1] += 1  # the owner's probe (a miss): not in lru_cache
@@ -306,6 +307,10 @@ def _wrap_lru(func: Callable[..., R], maxsize: int | None, typed: bool) -> Cache
                     mine.value = value
                     mine.storing = True
                     lru(*args, **kwargs)  # stores value in lru_cache before the flight ends
+                    if mine.storing:  # a hit: another call had stored the key again
+                        with lock:
+                            if counts[3] == gen:
+                                counts[2] += 1  # not a hit of a call of the user's
                 with lock:
                     recent[_hash(key)] = None
                     if _len(recent) > _RECENT:
