@@ -7,17 +7,19 @@ import itertools
 import math
 import threading
 import time
-import weakref
-from collections.abc import Callable, Hashable, Iterator
-from typing import Any, Generic, TypeVar, cast, overload
+from collections.abc import Callable, Hashable, Iterator, MutableMapping
+from typing import Any, Generic, Literal, TypeVar, cast, overload
 
+from .._internal.perthread import PerThread
 from .._internal.sentinel import MISSING
 from .._internal.striping import check_stripes, default_stripes
-from .._internal.timeouts import check_timeout
+from .._internal.timeouts import check_timeout, lock_timeout
 from .policies import Policy, make_policy
 from .stats import CacheStats
 
-__all__ = ["ConcurrentCache"]  # _Done and _find are shared with decorator.py
+__all__ = ["ConcurrentCache"]  # _Load, _await and _find are shared with decorator.py
+
+PolicyName = Literal["lru", "tinylfu"]
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -31,31 +33,46 @@ _HARD_LIMIT = 4096
 
 
 class _Buffer(list):  # type: ignore[type-arg]
-    """A thread's access records: keys read (hits) or written, in order.
+    """A thread's access records (keys read or written, in order) and its counters.
 
-    Only the owning thread appends and bumps the counters; the drainer (any
-    thread holding the maintenance lock) removes records from the front and
-    reads the counters, which only grow, so nothing is lost without locking.
+    Only the owning thread appends and bumps ``hits``/``misses``; the drainer
+    (any thread holding the maintenance lock) removes records from the front.
+    The records only feed the eviction order; the statistics are the counters,
+    which only grow: ``stats()`` sums them, so nothing depends on when (or
+    whether) the records are drained.
     """
 
-    __slots__ = ("misses", "writes")
+    __slots__ = ("hits", "misses")
 
     def __init__(self) -> None:
         super().__init__()
-        self.misses = 0  # lookups that missed (they leave no record)
-        self.writes = 0  # records that are updates, not hits
-
-
-class _Registered:
-    """The drainer's view of one thread's buffer: what it has counted so far."""
-
-    __slots__ = ("buf", "misses", "ref", "writes")
-
-    def __init__(self, ref: weakref.ref[_Token], buf: _Buffer) -> None:
-        self.ref = ref
-        self.buf = buf
+        self.hits = 0
         self.misses = 0
-        self.writes = 0
+
+
+class _Retired:
+    """What the buffers of exited threads left: their counts and unapplied records.
+
+    Filled by ``on_exit`` (in the exiting thread, under the registry lock) and
+    emptied by the drainer under the same lock.  Holds no reference to the
+    cache (the thread-exit hook must not keep it alive)."""
+
+    __slots__ = ("hits", "misses", "records")
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+        self.records: list[Any] = []
+
+    def fold(self, buf: _Buffer) -> None:
+        """``on_exit``: the thread is gone; keep its counts and records."""
+        self.hits += buf.hits
+        self.misses += buf.misses
+        if buf:
+            records = self.records
+            records.extend(buf)
+            if len(records) > _HARD_LIMIT:  # recency hints only: keep the newest
+                del records[: len(records) - _HARD_LIMIT]
 
 
 _MISS: Any = object()  # "record a miss" for _record
@@ -84,47 +101,61 @@ class _Node:
     cache with expiry, so that a reader sees a value and its deadline from the
     same write.  ``adl`` is the idle (expire-after-access) deadline."""
 
-    __slots__ = ("adl", "dead", "item", "key")
+    __slots__ = ("adl", "dead", "item", "key", "popped")
 
     def __init__(self, key: Any, item: Any, adl: float) -> None:
         self.key = key
         self.item = item
         self.adl = adl
         self.dead = _LIVE
-
-
-class _Done:
-    """A one-shot "finished" signal, cheaper to create than ``threading.Event``
-    (a load is created on every miss; waiters are rare): a lock held until
-    ``set()``; each waiter acquires and releases it in turn."""
-
-    __slots__ = ("_lock",)
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lock.acquire()
-
-    def set(self) -> None:
-        self._lock.release()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        if not self._lock.acquire(True, -1 if timeout is None else timeout):
-            return False
-        self._lock.release()
-        return True
+        self.popped: Any = None  # the item it held when removed (set after dead)
 
 
 class _Load:
-    """An in-flight single-flight load: the loader's caller fills it, waiters wait."""
+    """An in-flight single-flight load (a *flight*): its owner runs the loader,
+    waiters park on private locks.
 
-    __slots__ = ("done", "error", "owner", "superseded", "value")
+    A flight is registered in a dict (a stripe's ``loading``, or the
+    decorator's ``flights``) and guarded by that dict's lock.  Its owner
+    completes it in a ``finally`` block, idempotently and inline (no call that
+    could hit the recursion limit; rerun if interrupted): outcome, ``done``,
+    unregistered, every waiter's private lock released.  A ``done`` flight is
+    never joined: if unregistering it failed it is simply replaced.  A done
+    flight with neither value nor error (its owner was interrupted before the
+    loader returned) sends its waiters back to start a new one.
+    """
+
+    __slots__ = ("done", "error", "owner", "probing", "storing", "superseded", "value", "waiters")
 
     def __init__(self, owner: int) -> None:
-        self.done = _Done()
+        self.done = False
         self.value: Any = MISSING
         self.error: BaseException | None = None
         self.owner = owner
         self.superseded = False
+        self.storing = False  # the decorator's lru engine: result being stored
+        self.probing = False  # the decorator's lru engine: looking into lru_cache
+        self.waiters: list[threading.Lock] = []
+
+
+def _await(lock: Any, load: _Load, timeout: float | None) -> bool:
+    """Wait for a flight to be done; False on timeout.
+
+    The waiter parks on a private lock that it holds and that the flight's
+    completion releases, so an interrupt here can leave only that private
+    lock held.  ``timeout`` is seconds or None (validated)."""
+    with lock:
+        if load.done:
+            return True
+        w = threading.Lock()
+        w.acquire()
+        load.waiters.append(w)
+    if w.acquire(True, lock_timeout(timeout)):
+        return True
+    with lock:
+        if w in load.waiters:
+            load.waiters.remove(w)
+        return load.done
 
 
 class _Stripe:
@@ -135,12 +166,6 @@ class _Stripe:
         self.loading: dict[Any, _Load] = {}
         self.loads = 0
         self.failures = 0
-
-
-class _Token:
-    """Lives in a thread's ``threading.local`` slot; dies with the thread."""
-
-    __slots__ = ("__weakref__",)
 
 
 class ConcurrentCache(Generic[K, V]):
@@ -155,7 +180,10 @@ class ConcurrentCache(Generic[K, V]):
     seconds after it was last written; ``expire_after_access`` expires one idle
     for that long.  ``clock`` (seconds, monotonic) is injectable for tests.
     ``stripes`` (rounded up to a power of two; default from the CPU count) is
-    the number of locks that coordinate in-flight loads.
+    the number of locks that coordinate in-flight loads.  A ``MutableMapping``
+    (``values``, ``pop``, ``popitem`` in eviction order, ``setdefault``,
+    ``update``); ``copy``, ``deepcopy`` and pickling give an independent cache
+    with the same settings and live entries (fresh statistics and lifetimes).
 
     **Thread safety.** Every method may be called from any number of threads.
     Lookups (``get``, ``c[key]``, ``in``, the hit path of ``get_or_load``) and
@@ -173,13 +201,18 @@ class ConcurrentCache(Generic[K, V]):
     linearizable per key.  ``get_or_load(key, loader)`` is single-flight: among
     concurrent callers for a missing key one runs ``loader(key)`` and the others
     wait for its result; if it raises, the same exception object reaches every
-    waiter and nothing is cached.  A ``put``, ``invalidate`` or ``clear``
+    waiter and nothing is cached (an interrupt of the loader's thread is that
+    thread's own: the waiters start over); every load ends and is
+    unregistered on every path.  A ``put``, ``invalidate`` or ``clear``
     that happens while a load is in flight wins: the load's value is still
     returned to its callers but is not cached (so an invalidation is never
     undone by a load that started before it), and a load finding a live entry
-    already installed does not replace it.  ``stats()`` is an exact snapshot:
-    buffered records are applied before it is taken.  ``len`` is the number of
-    entries, after removing expired ones.
+    already installed does not replace it.  ``stats()`` is exact: every
+    lookup that returned before the call is counted once, none that starts
+    after it returns is (counters are per thread, only grow, and survive
+    ``clear``, draining and thread exit).  ``pop`` and ``setdefault`` are
+    atomic; ``update`` is one ``put`` after another.  ``len`` is the number
+    of entries, after removing expired ones.
 
     **Iteration.** ``iter(c)``, ``keys()`` and ``items()`` return snapshots of
     the live entries taken under the maintenance lock; they do not count as
@@ -187,13 +220,16 @@ class ConcurrentCache(Generic[K, V]):
 
     **Blocking and timeouts.** ``get_or_load(key, loader, timeout=None)``
     blocks while another thread loads the same key; after ``timeout`` seconds it
-    raises ``TimeoutError`` (the load goes on).  Calling ``get_or_load`` for a key
+    raises ``TimeoutError`` (the load goes on; ``None`` and ``math.inf`` wait
+    forever, huge values are clamped).  Calling ``get_or_load`` for a key
     from inside that key's own loader raises ``RuntimeError`` instead of
     deadlocking.  Other methods wait only for the maintenance lock, which is held
     for bounded, short sections and never while user code runs (apart from key
     hashing).  A reader waits for it only if its own access buffer has grown
-    to 4096 records while other threads kept the lock busy (back-pressure, so
-    that no access record is ever dropped).
+    to 4096 records while other threads kept the lock busy (back-pressure), or
+    if the lock was taken in the instant between its test and its acquire.
+    An interrupt (``KeyboardInterrupt``) at any point leaves no lock held and
+    no load registered.
 
     **Complexity.** ``get``/``put`` of a present key: O(1), lock-free.  Insertion,
     ``invalidate``: O(1) amortised under the maintenance lock (plus the
@@ -210,16 +246,15 @@ class ConcurrentCache(Generic[K, V]):
         "__weakref__",
         "_clock",
         "_data",
+        "_dirty",
         "_evictions",
         "_expirations",
         "_heap",
-        "_hits",
         "_lock",
         "_maxsize",
-        "_misses",
         "_policy",
-        "_reg_lock",
-        "_registry",
+        "_pt",
+        "_retired",
         "_seq",
         "_smask",
         "_stripes",
@@ -234,7 +269,7 @@ class ConcurrentCache(Generic[K, V]):
         maxsize: int = 1024,
         *,
         ttl: float | None = None,
-        policy: str = "lru",
+        policy: PolicyName = "lru",
         stripes: int | None = None,
         expire_after_access: float | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -249,7 +284,7 @@ class ConcurrentCache(Generic[K, V]):
         maxsize: int = 1024,
         *,
         ttl: float | None = None,
-        policy: str = "lru",
+        policy: PolicyName = "lru",
         stripes: int | None = None,
         expire_after_access: float | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -275,11 +310,18 @@ class ConcurrentCache(Generic[K, V]):
         self._stripes = [_Stripe() for _ in range(n)]
         self._smask = n - 1
         self._lock = threading.Lock()  # the maintenance lock
-        self._tls = threading.local()
-        self._reg_lock = threading.Lock()
-        self._registry: list[_Registered] = []
-        self._hits = 0
-        self._misses = 0
+        # One buffer per thread, retired (folded into _retired) when the thread
+        # exits; keyed by a counter, not by the reusable thread ident.
+        self._retired = _Retired()
+        self._pt: PerThread[_Buffer] = PerThread(_Buffer, self._retired.fold)
+        self._tls = self._pt.local
+        self._dirty = False  # a maintenance section was interrupted: repair first
+        # __new__ chose the class from its own arguments; a subclass may pass
+        # others to __init__ (super().__init__(n, ttl=...)): match them.
+        if self._timed and not isinstance(self, _TimedCache):
+            self.__class__ = _timed_class(type(self))
+        elif not self._timed and isinstance(self, _TimedCache):
+            self.__class__ = _public_class(type(self))
         self._evictions = 0
         self._expirations = 0
         self._heap: list[tuple[float, int, _Node]] = []
@@ -293,9 +335,9 @@ class ConcurrentCache(Generic[K, V]):
         return self._maxsize
 
     @property
-    def policy(self) -> str:
+    def policy(self) -> PolicyName:
         """``"lru"`` or ``"tinylfu"``."""
-        return self._policy.name
+        return cast(PolicyName, self._policy.name)
 
     @property
     def ttl(self) -> float | None:
@@ -316,69 +358,92 @@ class ConcurrentCache(Generic[K, V]):
     # --------------------------------------------------------- thread buffers
 
     def _register(self) -> _Buffer:
-        """First access from this thread: create its buffer (owned by it).
-
-        One buffer per thread keeps that thread's accesses in order; the
-        counters on it say how many lookups missed and how many records are
-        writes (the rest are hits)."""
-        buf = _Buffer()
-        token = _Token()
-        tls = self._tls
-        tls.token = token
-        tls.r = buf
-        with self._reg_lock:
-            self._registry.append(_Registered(weakref.ref(token), buf))
+        """First access from this thread: create its buffer (owned by it)."""
+        buf = self._pt.register()
+        if len(self._retired.records) >= _DRAIN_AT:  # exited threads' records
+            self._after_record(buf)
         return buf
 
     def _rbuf(self) -> _Buffer:
         try:
-            buf: _Buffer = self._tls.r
+            buf: _Buffer = self._tls.value
         except AttributeError:
             buf = self._register()
         return buf
 
     def _after_record(self, buf: list[Any]) -> None:
-        """A buffer is long: apply the records if nobody else is doing it."""
-        if self._lock.acquire(False):
-            try:
+        """A buffer is long: apply the records if nobody else is doing it.
+
+        Not ``if lock.acquire(False): try: ...``: an interrupt can land between
+        a successful acquire and the ``try`` (and on 3.13 it lands there often,
+        at the end of the call), leaving the lock held for good.  ``with``
+        cannot leak it; the ``locked()`` test makes it a try-lock except in the
+        instant between the test and the acquire, when the reader waits for a
+        maintenance section that has just started.
+
+        ``with`` protects only what the exception table covers: on CPython
+        3.12/3.13 a loop whose body ends with an ``if`` that has no ``else``
+        compiles its back edge outside the table, and an interrupt checked
+        there skips ``__exit__`` (CPython issue 108214's mechanism).  Loops
+        inside ``with``/``try`` here end otherwise (``if not x: continue``);
+        ``tests/test_cache_failure_paths.py`` checks the bytecode."""
+        lock = self._lock
+        if len(buf) >= _HARD_LIMIT or not lock.locked():
+            with lock:
                 self._maintain()
-            finally:
-                self._lock.release()
-        elif len(buf) >= _HARD_LIMIT:
-            with self._lock:
-                self._maintain()
+                self._dirty = False
 
     def _drain(self) -> None:
         """Apply every thread's buffered records to the policy (lock held)."""
         access = self._policy.access
-        prune = False
-        for reg in self._registry:
-            buf = reg.buf
-            # Records minus writes are hits.  A write in flight (counter bumped,
-            # key not yet appended, or the reverse) may be attributed to the
-            # next drain: the totals are exact whenever no call is running.
-            misses = buf.misses
-            writes = buf.writes
-            n = len(buf)
-            if n:
+        with self._pt.lock:  # exiting threads fold their buffers under it
+            retired = self._retired.records
+            if retired:
+                items = retired[:]
+                retired.clear()
+                access(items)
+            for buf in self._pt._registry.live.values():
+                n = len(buf)
+                if not n:  # (not "if n:" ending the loop: see _after_record)
+                    continue
                 items = buf[:n]
                 del buf[:n]  # appends only go to the end: nothing is lost
                 access(items)
-            self._misses += misses - reg.misses
-            reg.misses = misses
-            self._hits += n - (writes - reg.writes)
-            reg.writes = writes
-            if reg.ref() is None:
-                prune = True
-        if prune:
-            with self._reg_lock:
-                self._registry = [r for r in self._registry if r.ref() is not None or len(r.buf)]
 
     def _maintain(self) -> None:
-        """Drain the buffers and drop expired entries (lock held)."""
+        """Drain the buffers and drop expired entries (lock held).
+
+        Every section under the maintenance lock starts here.  Multi-step
+        changes (map, policy, heap) are bracketed by ``_dirty``: if one was cut
+        short by an exception (an interrupt, a key's ``__eq__``), the next
+        holder of the lock restores the invariants from the map."""
+        if self._dirty:
+            self._repair()
+        self._dirty = True
         self._drain()
         if self._timed:
             self._expire(self._clock())
+
+    def _repair(self) -> None:
+        """Rebuild the policy and the expiry heap from the map (lock held).
+
+        Invariants restored: the policy tracks exactly the keys of the map, at
+        most ``maxsize`` of them; every node of the map has a heap entry."""
+        self._dirty = True
+        policy = self._policy
+        data = self._data
+        policy.clear()
+        for key in list(data):
+            for victim in policy.insert(key):
+                vnode = data.pop(victim, None)
+                if vnode is not None:
+                    vnode.dead = _GONE
+                    vnode.popped = vnode.item
+                    self._evictions += 1
+        if self._timed:
+            self._heap = [(self._deadline(n), next(self._seq), n) for n in data.values()]
+            heapq.heapify(self._heap)
+        self._dirty = False
 
     # ----------------------------------------------------------------- expiry
 
@@ -405,7 +470,10 @@ class ConcurrentCache(Generic[K, V]):
 
     def _unlink(self, node: _Node, why: int) -> None:
         """Remove a node from the map and the policy (maintenance lock held)."""
+        # dead first, then the item it held: a lock-free put that wrote the
+        # item and then saw the node alive is in ``popped`` (see put).
         node.dead = why
+        node.popped = node.item
         key = node.key
         if _find(self._data, key) is node:
             del self._data[key]
@@ -426,7 +494,7 @@ class ConcurrentCache(Generic[K, V]):
         """The value for ``key``, or ``default`` if absent or expired (counts a hit or a miss)."""
         # (A cache with expiry is a _TimedCache, whose get is _get_timed.)
         try:
-            buf: _Buffer = self._tls.r
+            buf: _Buffer = self._tls.value
         except AttributeError:
             buf = self._register()
         try:
@@ -434,6 +502,7 @@ class ConcurrentCache(Generic[K, V]):
         except KeyError:
             buf.misses += 1
             return default
+        buf.hits += 1
         buf.append(key)
         if len(buf) > 63:  # _DRAIN_AT - 1, inlined: this is the hottest path
             self._after_record(buf)
@@ -448,6 +517,7 @@ class ConcurrentCache(Generic[K, V]):
             if now < wd and now < node.adl:
                 if self._tta is not None:
                     node.adl = now + self._tta
+                buf.hits += 1
                 buf.append(key)
                 if len(buf) >= _DRAIN_AT:
                     self._after_record(buf)
@@ -481,25 +551,41 @@ class ConcurrentCache(Generic[K, V]):
         if node is not None:
             if not self._timed:
                 node.item = value  # lock-free update of a present key
+                if node.dead:  # removed meanwhile: did the removal see the write?
+                    self._insert_raced(key, value, value, node)
+                    return
                 buf = self._rbuf()
-                buf.writes += 1
                 buf.append(key)
                 if len(buf) >= _DRAIN_AT:
                     self._after_record(buf)
                 return
             now = self._clock()
             if self._is_live(node, now):
-                node.item = (value, now + self._ttl if self._ttl is not None else _INF)
+                item = (value, now + self._ttl if self._ttl is not None else _INF)
+                node.item = item
                 if self._tta is not None:
                     node.adl = now + self._tta
-                if node.dead != _EXPIRED:  # expired concurrently: insert anew below
-                    buf = self._rbuf()
-                    buf.writes += 1
-                    buf.append(key)
-                    if len(buf) >= _DRAIN_AT:
-                        self._after_record(buf)
+                if node.dead:
+                    self._insert_raced(key, value, item, node)
                     return
+                buf = self._rbuf()
+                buf.append(key)
+                if len(buf) >= _DRAIN_AT:
+                    self._after_record(buf)
+                return
         self._insert(key, value, None)
+
+    def _insert_raced(self, key: K, value: Any, item: Any, node: _Node) -> None:
+        """A lock-free put wrote ``item`` into ``node`` and then found it removed
+        (invalidate, pop, eviction, expiry, clear).  If the removal saw the
+        write (the node's ``popped`` is ``item``), the put took effect before
+        the removal and is done; otherwise it comes after it: insert anew."""
+        stripe = self._stripe(key)
+        with self._lock:
+            self._maintain()
+            if node.popped is not item:
+                self._insert_locked(key, value, None, stripe)
+            self._dirty = False
 
     def __setitem__(self, key: K, value: V) -> None:
         self.put(key, value)
@@ -530,48 +616,52 @@ class ConcurrentCache(Generic[K, V]):
             node.adl = now + self._tta
 
     def _insert(self, key: K, value: Any, load: _Load | None) -> bool:
-        """Slow path of put and of a load's completion; returns True if cached."""
+        """Slow path of put and of a load's completion; returns True if cached.
+
+        A load's caller completes (and unregisters) its flight afterwards,
+        whatever happens here."""
         stripe = self._stripe(key)
         with self._lock:
             # Under the maintenance lock nothing else adds or removes keys.
             self._maintain()
-            node = _find(self._data, key)
-            if node is not None and self._timed and not self._is_live(node, self._clock()):
-                self._unlink(node, _EXPIRED)
-                self._expirations += 1
-                node = None
-            if node is not None:
-                if load is not None:  # a put won the race: keep its value
-                    self._forget_load(key, load, stripe)
-                    return False
-                # appeared since put looked: update in place
-                self._rewrite(node, value)
-                self._policy.access((key,))
-                return True
-            if load is not None and load.superseded:
-                return False
-            if load is None and stripe.loading:  # a load registered later cannot
-                self._supersede(key, stripe)  # overwrite this live entry: see _load
-            for victim in self._policy.insert(key):
-                vnode = self._data.pop(victim)
-                vnode.dead = _GONE
-                self._evictions += 1
-            new = self._new_node(key, value)
-            if load is None:
-                self._data[key] = new
-            else:
-                # Install and retire the load together, so that no caller can
-                # see neither and start a second load.
-                with stripe.lock:
-                    self._data[key] = new
-                    if _find(stripe.loading, key) is load:
-                        del stripe.loading[key]
-            return True
+            cached = self._insert_locked(key, value, load, stripe)
+            self._dirty = False
+            return cached
 
-    def _forget_load(self, key: object, load: _Load, stripe: _Stripe) -> None:
-        with stripe.lock:
-            if _find(stripe.loading, key) is load:
-                del stripe.loading[key]
+    def _insert_locked(self, key: K, value: Any, load: _Load | None, stripe: _Stripe) -> bool:
+        node = _find(self._data, key)
+        if node is not None and self._timed and not self._is_live(node, self._clock()):
+            self._unlink(node, _EXPIRED)
+            self._expirations += 1
+            node = None
+        if node is not None:
+            if load is not None:  # a put won the race: keep its value
+                return False
+            # appeared since put looked: update in place
+            self._rewrite(node, value)
+            self._policy.access((key,))
+            return True
+        if load is not None and load.superseded:
+            return False
+        if load is None and stripe.loading:  # a load registered later cannot
+            self._supersede(key, stripe)  # overwrite this live entry: see _load
+        # Order matters if an exception cuts this short: the policy learns of
+        # the key first and the map loses victims before it gains the key, so
+        # the map never exceeds maxsize and _repair can restore the rest.
+        for victim in self._policy.insert(key):
+            vnode = self._data.pop(victim)
+            vnode.dead = _GONE
+            vnode.popped = vnode.item
+            self._evictions += 1
+        new = self._new_node(key, value)
+        if load is None:
+            self._data[key] = new
+        else:
+            # Under the stripe lock: a caller looking for the key sees either
+            # the flight or the entry (the flight is unregistered afterwards).
+            with stripe.lock:
+                self._data[key] = new
+        return True
 
     def _supersede(self, key: object, stripe: _Stripe) -> None:
         with stripe.lock:
@@ -590,12 +680,13 @@ class ConcurrentCache(Generic[K, V]):
             self._maintain()
             self._supersede(key, stripe)
             node = _find(self._data, key)
-            if node is None:
-                return False
-            live = not self._timed or self._is_live(node, self._clock())
-            self._unlink(node, _GONE if live else _EXPIRED)
-            if not live:
-                self._expirations += 1
+            live = False
+            if node is not None:
+                live = not self._timed or self._is_live(node, self._clock())
+                self._unlink(node, _GONE if live else _EXPIRED)
+                if not live:
+                    self._expirations += 1
+            self._dirty = False
             return live
 
     def __delitem__(self, key: K) -> None:
@@ -610,6 +701,7 @@ class ConcurrentCache(Generic[K, V]):
         """``clear()``, returning the stats of the instant of clearing."""
         with self._lock:
             snapshot = self._stats_locked()
+            self._dirty = True
             for stripe in self._stripes:
                 with stripe.lock:
                     for load in stripe.loading.values():
@@ -617,133 +709,157 @@ class ConcurrentCache(Generic[K, V]):
                     stripe.loading.clear()
             for node in self._data.values():
                 node.dead = _GONE
+                node.popped = node.item
             self._data.clear()
             self._policy.clear()
             self._heap.clear()
+            self._dirty = False
             return snapshot
 
     # ---------------------------------------------------------------- loading
 
     def _record(self, rec: Any) -> None:
-        """Buffer one read record: a key (a hit) or ``_MISS``."""
+        """Count one lookup: a hit on key ``rec`` (buffered) or a miss (``_MISS``)."""
         buf = self._rbuf()
         if rec is _MISS:
             buf.misses += 1
             return
+        buf.hits += 1
         buf.append(rec)
         if len(buf) >= _DRAIN_AT:
             self._after_record(buf)
+
+    def _live_value(self, node: _Node) -> Any:
+        """The value of a node found in the map, or MISSING if it expired."""
+        if not self._timed:
+            return node.item
+        value, wd = node.item
+        now = self._clock()
+        if now < wd and now < node.adl:
+            if self._tta is not None:
+                node.adl = now + self._tta
+            return value
+        return MISSING
 
     def get_or_load(self, key: K, loader: Callable[[K], V], timeout: float | None = None) -> V:
         """The value for ``key``; if absent, ``loader(key)`` computes it (single-flight).
 
         Concurrent callers for the same missing key share one loader call.  The
         loader runs in the first caller's thread under no lock; a waiter gives up
-        after ``timeout`` seconds with ``TimeoutError`` (the load goes on).  A
-        loader exception is raised in every caller and nothing is cached.  The
+        after ``timeout`` seconds with ``TimeoutError`` (the load goes on;
+        ``None`` or ``math.inf`` wait forever).  A loader exception is raised in
+        every caller and nothing is cached.  If the loader returned but caching
+        its value failed (an interrupt, a colliding key's ``__eq__`` raising),
+        the caller that ran it gets that exception and the waiters get the
+        value; the load is over either way and a later call loads again.  The
         caller that runs the loader counts a miss; a waiter counts a hit if the
         load succeeded and a miss otherwise.
         """
-        if timeout is not None:
-            check_timeout(timeout)
+        t = None if timeout is None else check_timeout(timeout)
         node = _find(self._data, key)
         if node is not None:
-            if not self._timed:
-                self._record(key)
-                return node.item  # type: ignore[no-any-return]
-            value, wd = node.item
-            now = self._clock()
-            if now < wd and now < node.adl:
-                if self._tta is not None:
-                    node.adl = now + self._tta
+            value = self._live_value(node)
+            if value is not MISSING:
                 self._record(key)
                 return value  # type: ignore[no-any-return]
-        return self._load(key, loader, timeout, None)
-
-    def _call(
-        self, key: Hashable, fn: Callable[..., V], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> V:
-        """``get_or_load`` for the ``cached`` decorator: ``fn(*args, **kwargs)`` loads."""
-        try:
-            node = self._data[key]
-        except KeyError:
-            return self._load(key, None, None, (fn, args, kwargs))  # type: ignore[arg-type]
-        if not self._timed:
-            try:
-                buf: _Buffer = self._tls.r
-            except AttributeError:
-                buf = self._register()
-            buf.append(key)
-            if len(buf) >= _DRAIN_AT:
-                self._after_record(buf)
-            return node.item  # type: ignore[no-any-return]
-        value, wd = node.item
-        now = self._clock()
-        if now < wd and now < node.adl:
-            if self._tta is not None:
-                node.adl = now + self._tta
-            self._record(key)
-            return value  # type: ignore[no-any-return]
-        return self._load(key, None, None, (fn, args, kwargs))  # type: ignore[arg-type]
-
-    def _load(
-        self,
-        key: K,
-        loader: Callable[[K], V] | None,
-        timeout: float | None,
-        call: tuple[Callable[..., V], tuple[Any, ...], dict[str, Any]] | None,
-    ) -> V:
         stripe = self._stripe(key)
-        me = threading.get_ident()
+        end = None if t is None else time.monotonic() + t
+        while True:
+            # The flight this call would own exists before it can be
+            # registered, and is completed in the finally block on every
+            # path: no interrupt can leave a registered flight behind.
+            mine = _Load(threading.get_ident())
+            value = MISSING
+            error: BaseException | None = None
+            try:
+                load, value = self._begin(key, stripe, mine)
+                if load is None:
+                    return value  # type: ignore[no-any-return]
+                if load is not mine:
+                    value = self._join(key, load, stripe, end)
+                    if value is MISSING:  # its owner was interrupted: start over
+                        continue
+                    return value  # type: ignore[no-any-return]
+                self._record(_MISS)
+                try:
+                    value = loader(key)
+                except BaseException as exc:
+                    error = exc
+                    raise
+                self._insert(key, value, mine)
+                return value
+            finally:
+                # Complete ``mine`` (idempotent; a no-op if it was never
+                # registered), inline: no call here can hit the recursion limit,
+                # and an interrupted completion is simply run again.
+                pending: BaseException | None = None
+                while True:  # (no call before the try: a call can be interrupted)
+                    try:
+                        with stripe.lock:
+                            if not mine.done:
+                                if error is not None:
+                                    if isinstance(error, Exception):
+                                        mine.error = error  # shared with the waiters
+                                    # (an interrupt such as KeyboardInterrupt is this
+                                    # thread's own: the waiters start over instead)
+                                    stripe.failures += 1
+                                else:
+                                    mine.value = value  # MISSING: a waiter loads instead
+                                mine.done = True
+                            loading = stripe.loading
+                            try:
+                                if key in loading and loading[key] is mine:
+                                    del loading[key]
+                            except Exception:  # a colliding key's __eq__: a done flight is inert
+                                pass
+                            waiters = mine.waiters[:]
+                        for w in waiters:  # each waiter holds its private lock until now
+                            if not w.locked():  # (no loop-ending "if": see core._after_record)
+                                continue
+                            w.release()
+                        break
+                    except BaseException as exc:  # interrupted while completing: again
+                        pending = exc
+                if pending is not None:
+                    raise pending
+
+    def _begin(self, key: K, stripe: _Stripe, mine: _Load) -> tuple[_Load | None, Any]:
+        """Join or start the flight for a key that looked absent.
+
+        Returns ``(None, value)`` if a live entry is there now (a hit, counted),
+        ``(load, MISSING)`` to wait for another caller's flight, or ``(mine,
+        MISSING)`` once ``mine`` is registered: the caller runs the loader (and
+        counts the miss)."""
         with stripe.lock:
             node = _find(self._data, key)
-            if node is not None and (not self._timed or self._is_live(node, self._clock())):
-                load = None
-                owner = False
-            else:
+            value = MISSING if node is None else self._live_value(node)
+            if value is MISSING:
                 load = _find(stripe.loading, key)
-                owner = load is None
-                if load is None:
-                    load = stripe.loading[key] = _Load(me)
+                if load is None or load.done:
+                    load = stripe.loading[key] = mine
                     stripe.loads += 1
-        if load is None:  # installed by another thread since our first lookup
-            assert node is not None
-            self._record(key)
-            return node.item[0] if self._timed else node.item  # type: ignore[no-any-return]
-        if not owner:
-            if load.owner == me:
-                self._record(_MISS)
-                raise RuntimeError(f"recursive load of key {key!r} from its own loader")
-            if not load.done.wait(timeout):
-                self._record(_MISS)
-                raise TimeoutError(f"waited {timeout}s for another thread's load of {key!r}")
-            if load.error is not None:
-                self._record(_MISS)
-                raise load.error
-            self._record(key)
-            return load.value  # type: ignore[no-any-return]
-        self._record(_MISS)
-        try:
-            if call is not None:
-                fn, args, kwargs = call
-                value = fn(*args, **kwargs)
-            else:
-                assert loader is not None
-                value = loader(key)
-        except BaseException as exc:
-            with stripe.lock:
-                stripe.failures += 1
-                if _find(stripe.loading, key) is load:
-                    del stripe.loading[key]
-            load.error = exc
-            load.done.set()
-            raise
-        try:
-            self._insert(key, value, load)
-        finally:
-            load.value = value
-            load.done.set()
-        return value
+                return load, MISSING
+        self._record(key)  # installed by another thread since our first lookup
+        return None, value
+
+    def _join(self, key: K, load: _Load, stripe: _Stripe, end: float | None) -> Any:
+        """Wait for another caller's flight and return its value or raise its
+        error; MISSING (nothing counted) if its owner was interrupted before
+        its loader returned.  ``end``: a ``time.monotonic()`` deadline or None."""
+        if load.owner == threading.get_ident() and not load.done:
+            self._record(_MISS)
+            raise RuntimeError(f"recursive load of key {key!r} from its own loader")
+        left = None if end is None else max(0.0, end - time.monotonic())
+        if not _await(stripe.lock, load, left):
+            self._record(_MISS)
+            raise TimeoutError(f"timed out waiting for another thread's load of {key!r}")
+        if load.error is not None:
+            self._record(_MISS)
+            raise load.error
+        if load.value is MISSING:
+            return MISSING
+        self._record(key)
+        return load.value
 
     # ----------------------------------------------------------- inspection
 
@@ -751,12 +867,15 @@ class ConcurrentCache(Generic[K, V]):
         if not self._timed:
             return len(self._data)
         with self._lock:
+            self._dirty = True
             self._expire(self._clock())
+            self._dirty = False
             return len(self._data)
 
     def _live_nodes(self) -> list[_Node]:
         with self._lock:
             self._maintain()
+            self._dirty = False
             return list(self._data.values())
 
     def keys(self) -> list[K]:
@@ -771,6 +890,141 @@ class ConcurrentCache(Generic[K, V]):
     def __iter__(self) -> Iterator[K]:
         return iter(self.keys())
 
+    def values(self) -> list[V]:
+        """A snapshot list of the live values."""
+        timed = self._timed
+        return [n.item[0] if timed else n.item for n in self._live_nodes()]
+
+    # ---------------------------------------------------- MutableMapping API
+
+    @overload
+    def pop(self, key: K) -> V: ...
+
+    @overload
+    def pop(self, key: K, default: D) -> V | D: ...
+
+    def pop(self, key: K, default: Any = MISSING) -> Any:
+        """Remove ``key`` and return its value (atomically); ``default`` or
+        ``KeyError`` if it has no live entry.  Like ``invalidate``: an
+        in-flight load of ``key`` will not be cached; no hit or miss is counted."""
+        stripe = self._stripe(key)
+        with self._lock:
+            self._maintain()
+            self._supersede(key, stripe)
+            node = _find(self._data, key)
+            value: Any = MISSING
+            if node is not None:
+                live = not self._timed or self._is_live(node, self._clock())
+                self._unlink(node, _GONE if live else _EXPIRED)
+                if live:  # what the node held when it was marked dead
+                    value = node.popped[0] if self._timed else node.popped
+                else:
+                    self._expirations += 1
+            self._dirty = False
+        if value is not MISSING:
+            return value
+        if default is MISSING:
+            raise KeyError(key)
+        return default
+
+    def popitem(self) -> tuple[K, V]:
+        """Remove and return the entry that would be evicted next (LRU: the least
+        recently used; W-TinyLFU: the main region's victim, else the window's
+        oldest).  ``KeyError`` if the cache is empty."""
+        with self._lock:
+            self._maintain()
+            self._dirty = False
+            try:
+                key = self._policy.victim()
+            except KeyError:
+                raise KeyError("popitem(): cache is empty") from None
+            node = self._data[key]
+            self._dirty = True
+            self._unlink(node, _GONE)
+            self._dirty = False
+            return (key, node.popped[0] if self._timed else node.popped)
+
+    def setdefault(self, key: K, default: V) -> V:
+        """``key``'s live value; if it has none, store ``default`` and return it
+        (one atomic step; a store, like ``put``: an in-flight load of ``key``
+        will not be cached).  No hit or miss is counted."""
+        stripe = self._stripe(key)
+        with self._lock:
+            self._maintain()
+            node = _find(self._data, key)
+            if node is not None and (not self._timed or self._is_live(node, self._clock())):
+                self._dirty = False
+                return node.item[0] if self._timed else node.item  # type: ignore[no-any-return]
+            self._insert_locked(key, default, None, stripe)
+            self._dirty = False
+            return default
+
+    def update(self, other: Any = (), /, **kwargs: V) -> None:
+        """``put`` every pair of ``other`` (a mapping or pairs) and of ``kwargs``,
+        one after the other (not atomically as a whole)."""
+        if hasattr(other, "keys"):
+            for k in list(other.keys()):
+                self.put(k, other[k])
+        else:
+            for k, v in other:
+                self.put(k, v)
+        for k, v in kwargs.items():
+            self.put(k, v)  # type: ignore[arg-type]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as dict
+
+    # ------------------------------------------------ copy, deepcopy, pickle
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "maxsize": self._maxsize,
+            "ttl": self._ttl,
+            "policy": self._policy.name,
+            "stripes": len(self._stripes),
+            "expire_after_access": self._tta,
+            "clock": self._clock,
+        }
+
+    def _ordered_items(self) -> list[tuple[Any, Any]]:
+        """Live entries from the next victim to the safest (a snapshot)."""
+        with self._lock:
+            self._maintain()
+            self._dirty = False
+            data = self._data
+            timed = self._timed
+            out = []
+            for k in self._policy.keys():  # noqa: SIM118 - a Policy, not a dict
+                node = _find(data, k)
+                if node is None:
+                    continue
+                out.append((k, node.item[0] if timed else node.item))
+            return out
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        state = getattr(self, "__dict__", None)
+        return (
+            _rebuild,
+            (_public_class(type(self)), self._settings(), self._ordered_items()),
+            state,
+        )
+
+    def __copy__(self) -> ConcurrentCache[K, V]:
+        return _rebuild(  # type: ignore[no-any-return]
+            _public_class(type(self)),
+            self._settings(),
+            self._ordered_items(),
+            getattr(self, "__dict__", None),
+        )
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> ConcurrentCache[K, V]:
+        import copy
+
+        items = copy.deepcopy(self._ordered_items(), memo)
+        state = copy.deepcopy(getattr(self, "__dict__", None), memo)
+        new = _rebuild(_public_class(type(self)), self._settings(), items, state)
+        memo[id(self)] = new
+        return new  # type: ignore[no-any-return]
+
     def stats(self) -> CacheStats:
         """An exact, immutable snapshot of the counters (see :class:`CacheStats`)."""
         with self._lock:
@@ -778,19 +1032,29 @@ class ConcurrentCache(Generic[K, V]):
 
     def _stats_locked(self) -> CacheStats:
         self._maintain()
+        self._dirty = False
         loads = failures = 0
         for s in self._stripes:
             with s.lock:
                 loads += s.loads
                 failures += s.failures
+        with self._pt.lock:  # exiting threads fold their counts under it
+            hits = self._retired.hits
+            misses = self._retired.misses
+            for buf in self._pt._registry.live.values():
+                hits += buf.hits
+                misses += buf.misses
         return CacheStats(
-            hits=self._hits,
-            misses=self._misses,
+            hits=hits,
+            misses=misses,
             loads=loads,
             load_failures=failures,
             evictions=self._evictions,
             expirations=self._expirations,
         )
+
+
+MutableMapping.register(ConcurrentCache)
 
 
 class _TimedCache(ConcurrentCache[K, V]):
@@ -819,12 +1083,38 @@ def _timed_class(cls: type[Any]) -> type[Any]:
     return timed
 
 
+def _public_class(cls: type[Any]) -> type[Any]:
+    """The class a user named: ``ConcurrentCache``/their subclass, not the
+    internal class with expiry that ``__new__`` substitutes."""
+    if cls is _TimedCache:
+        return ConcurrentCache
+    if issubclass(cls, _TimedCache) and cls.__bases__[-1] is _TimedCache:
+        return cls.__bases__[0]
+    return cls
+
+
+def _rebuild(
+    cls: type[Any], settings: dict[str, Any], items: list[tuple[Any, Any]], state: Any = None
+) -> Any:
+    """A new cache of class ``cls`` with ``settings`` and ``items`` (inserted
+    from the next victim to the safest, so the eviction order carries over).
+    The constructor of a subclass is not called (as for ``copy`` of any object
+    with ``__reduce_ex__``); fresh statistics, fresh lifetimes."""
+    obj: Any = cls.__new__(cls, **settings)  # type: ignore[call-overload]
+    ConcurrentCache.__init__(obj, **settings)
+    if state:
+        obj.__dict__.update(state)
+    for k, v in items:
+        obj.put(k, v)
+    return obj
+
+
 def _check_duration(value: float | None, name: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"{name} must be a number of seconds or None, not {type(value).__name__}")
     v = float(value)
-    if math.isnan(v) or v < 0:
-        raise ValueError(f"{name} must be a non-negative number of seconds")
+    if math.isnan(v) or v <= 0:
+        raise ValueError(f"{name} must be a positive number of seconds (or None: no expiry)")
     return v

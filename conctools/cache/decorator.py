@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections import deque
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
-from .core import ConcurrentCache, _Done, _find
+from .._internal.sentinel import MISSING
+from .._runtime import gil_enabled
+from .core import _MISS, ConcurrentCache, PolicyName, _await, _check_duration, _find, _Load
 
 __all__ = ["CacheInfo", "CachedFunction", "cached"]
 
@@ -48,13 +49,15 @@ class _HashedSeq(list):  # type: ignore[type-arg]
 
     def __init__(self, tup: tuple[Any, ...]) -> None:
         self[:] = tup
-        self.hashvalue = hash(tup)
+        self.hashvalue = _hash(tup)
 
     def __hash__(self) -> int:  # type: ignore[override]
         return self.hashvalue
 
 
 _KWD_MARK = (object(),)
+_len = len  # not the global name: a program may cache len itself (builtins.len = cached(len))
+_hash = hash
 _FAST_TYPES = frozenset({int, str})
 
 
@@ -75,7 +78,7 @@ def make_key(args: tuple[Any, ...], kwds: dict[str, Any], typed: bool) -> Hashab
         key += tuple(type(v) for v in args)
         if kwds:
             key += tuple(type(v) for v in kwds.values())
-    elif len(key) == 1 and type(key[0]) in _FAST_TYPES:
+    elif _len(key) == 1 and type(key[0]) in _FAST_TYPES:
         return key[0]  # type: ignore[no-any-return]
     return _HashedSeq(key)
 
@@ -108,7 +111,9 @@ class CachedFunction(Generic[R]):
     def __call__(self, *args: Any, **kwargs: Any) -> R:  # pragma: no cover - typing only
         raise NotImplementedError
 
-    def __get__(self, instance: object, owner: type | None = None) -> Callable[..., R]:
+    def __get__(self, instance: object, owner: type | None = None) -> CachedFunction[R]:
+        # (typed as itself: ``Svc().lookup(x)`` and ``Svc.lookup.cache_info()``
+        # both type-check; at run time a bound method, as for lru_cache)
         raise NotImplementedError  # pragma: no cover - typing only
 
     def cache_info(self) -> CacheInfo:  # pragma: no cover - typing only
@@ -130,150 +135,249 @@ def cached(maxsize: Callable[..., R]) -> CachedFunction[R]: ...
 
 @overload
 def cached(
-    maxsize: int = 1024,
+    maxsize: int | None = 1024,
     *,
     ttl: float | None = None,
-    policy: str = "lru",
+    policy: PolicyName = "lru",
     typed: bool = False,
+    key: Callable[..., Hashable] | None = None,
 ) -> Callable[[Callable[..., R]], CachedFunction[R]]: ...
 
 
 def cached(
-    maxsize: int | Callable[..., R] = 1024,
+    maxsize: int | Callable[..., R] | None = 1024,
     *,
     ttl: float | None = None,
-    policy: str = "lru",
+    policy: PolicyName = "lru",
     typed: bool = False,
+    key: Callable[..., Hashable] | None = None,
 ) -> CachedFunction[R] | Callable[[Callable[..., R]], CachedFunction[R]]:
     """Memoize a function, thread-safely and single-flight: ``functools.lru_cache`` plus.
 
     A drop-in for :func:`functools.lru_cache` (same key rules, ``typed``,
-    ``cache_info()``, ``cache_clear()``, ``__wrapped__``, usable bare as
-    ``@cached``) that is bounded, can expire entries (``ttl``), can use W-TinyLFU
-    (``policy="tinylfu"``), and is *single-flight*: concurrent calls with the same
-    arguments run the function once and share its result or its exception (which
-    is not cached).  Every call counts as exactly one hit or one miss in
-    ``cache_info()``; a call that waited for another call's computation counts as
-    a hit.  Works on methods (``self`` is part of the key and must be hashable).
+    ``cache_info()``, ``cache_clear()``, ``cache_parameters()``, ``__wrapped__``,
+    usable bare as ``@cached``) that can expire entries (``ttl``), can use
+    W-TinyLFU (``policy="tinylfu"``), accepts a key function, and is
+    *single-flight*: concurrent calls with the same arguments run the function
+    once and share its result or its exception (which is not cached).  Every
+    call counts as exactly one hit or one miss in ``cache_info()``; a call that
+    waited for another call's computation counts as a hit.  Works on methods
+    (``self`` is part of the key and must be hashable).
 
-    ``maxsize`` must be an int >= 1 (``None``, unbounded, is not supported):
-    ``TypeError``/``ValueError`` otherwise, as for ``ttl`` and ``policy``.
-    With ``policy="lru"`` and no ``ttl`` hits are served by
+    ``maxsize`` as in lru_cache: an int (negative values count as ``0``, which
+    caches nothing) or ``None`` (unbounded; not with ``policy="tinylfu"``,
+    which needs a bound: ``ValueError``); anything else is a ``TypeError``.
+    ``ttl`` (seconds after the computation, > 0) expires results.
+    ``key(*args, **kwargs)`` computes the cache key instead of the argument
+    tuple (as in cachetools and theine); it must return a hashable value.
+    With ``policy="lru"``, no ``ttl`` and no ``key``, hits are served by
     :func:`functools.lru_cache` itself (C speed) and the single-flight layer
     only runs on misses; otherwise the function is memoized in a
     :class:`~conctools.cache.ConcurrentCache`.
     """
     if callable(maxsize) and not isinstance(maxsize, int):
-        return _wrap(maxsize, 1024, ttl, policy, typed)
-    size: int = maxsize
-    ConcurrentCache(size, ttl=ttl, policy=policy)  # validate the arguments now
+        return _wrap(maxsize, 1024, ttl, policy, typed, key=key)
+    size = _check_call_args(maxsize, ttl, policy, key)
 
     def decorating(func: Callable[..., R]) -> CachedFunction[R]:
-        return _wrap(func, size, ttl, policy, typed)
+        return _wrap(func, size, ttl, policy, typed, key=key)
 
     return decorating
 
 
-class _Flight:
-    """One in-flight computation of the lru_cache engine."""
+def _check_call_args(maxsize: object, ttl: float | None, policy: object, key: object) -> int | None:
+    """Validate cached()'s arguments; the normalised maxsize (as lru_cache's)."""
+    if maxsize is not None and not isinstance(maxsize, int):
+        raise TypeError("Expected first argument to be an integer, a callable, or None")
+    size = None if maxsize is None else max(0, int(maxsize))
+    if key is not None and not callable(key):
+        raise TypeError("key must be callable or None")
+    _check_duration(ttl, "ttl")
+    if not isinstance(policy, str):
+        raise TypeError(f"policy must be a str, not {type(policy).__name__}")
+    if policy not in ("lru", "tinylfu"):
+        raise ValueError(f"policy must be 'lru' or 'tinylfu', not {policy!r}")
+    if policy == "tinylfu" and size is None:
+        raise ValueError("policy='tinylfu' needs a bound: maxsize=None is not supported")
+    return size
 
-    __slots__ = ("completed", "done", "error", "owner", "value")
 
-    def __init__(self, owner: int) -> None:
-        self.done = _Done()
-        self.completed = False
-        self.owner = owner
-        self.value: Any = None
-        self.error: BaseException | None = None
+def _plain_signatures(*fns: Callable[..., Any]) -> None:
+    """``inspect.signature`` of cache_info & co. reads ``()``, as lru_cache's."""
+    for fn in fns:
+        fn.__annotations__ = {}
 
 
-_RECENT = 64  # completed flights kept (see _wrap_lru)
+class _Absent(Exception):
+    """Raised by a probing call of the lru engine: the key is not in lru_cache."""
 
 
-def _wrap_lru(func: Callable[..., R], maxsize: int, typed: bool) -> CachedFunction[R]:
+_RECENT = 64  # hashes of recently completed keys (see _wrap_lru)
+
+
+def _wrap_lru(func: Callable[..., R], maxsize: int | None, typed: bool) -> CachedFunction[R]:
     """The engine for ``policy="lru", ttl=None``: functools.lru_cache (C) serves
     hits; a single-flight layer runs under it on misses.
 
-    On a miss lru_cache calls ``compute``; the first caller for a key runs the
-    function, later ones wait for its result.  lru_cache stores the result
-    only after ``compute`` returns, so a completed flight stays registered
-    (the last ``_RECENT`` of them) and a caller that misses in between gets its
-    value instead of computing again.  (Storing through a nested call into the
-    lru_cache would close that gap too, but on 3.13t re-entering lru_cache
-    costs ~40 us.)  lru_cache counts such callers and waiters as misses;
-    ``cache_info`` counts them as hits.
+    On a miss lru_cache calls ``compute``; the first caller for a key registers
+    a flight and runs the function, later ones wait for its result.  No flight
+    outlives its call and no value is kept outside lru_cache: what is kept is
+    exactly lru_cache's ``maxsize`` entries.
+
+    The gap: a caller whose lru_cache lookup missed just before another
+    call's result was stored, and whose ``compute`` starts after that call's
+    flight ended.  The hashes (only: no key or value is kept alive) of the
+    last ``_RECENT`` completed keys let such a caller *probe* lru_cache (a
+    nested call that raises ``_Absent`` from ``compute`` if the key is
+    missing) before computing again.  With the GIL the owner also stores its
+    value through a nested call of the wrapper (which misses and gets the value
+    from ``compute``) before its flight ends, so the probe always finds it.
+    On the free-threaded build (where re-entering lru_cache is slow) the owner
+    does not: a prober that runs within the ~0.1 us between the owner's
+    ``compute`` returning and lru_cache storing computes once more
+    (sequentially, never concurrently).  lru_cache counts waiters, probes and
+    nested calls on its own terms; ``cache_info`` counts one hit or one miss
+    per call.
     """
-    flights: dict[Hashable, _Flight] = {}
-    recent: deque[tuple[Hashable, _Flight]] = deque()
-    lock = threading.Lock()
-    served = [0]  # calls lru_cache counted as misses that a flight answered
+    flights: dict[Hashable, _Load] = {}
+    recent: dict[int, None] = {}
+    # Reentrant, as lru_cache's own: a key's __eq__ may call the function.
+    lock = threading.RLock()
+    # [misses that were answered (hits), nested calls' misses, probes' hits,
+    #  cache_clear() generation]
+    counts = [0, 0, 0, 0]
     get_ident = threading.get_ident
+    # Re-entering a lru_cache wrapper costs ~0.3 us with the GIL and ~90 us on
+    # 3.13t (its critical section): there the probe alone closes the gap.
+    store_nested = gil_enabled()
 
     def compute(*args: Any, **kwargs: Any) -> R:
         key = make_key(args, kwargs, typed)
         me = get_ident()
-        with lock:
-            flight = _find(flights, key)
-            if flight is None:
-                flight = flights[key] = _Flight(me)
-                owner = True
-            elif flight.completed:
-                served[0] += 1
-                return flight.value  # type: ignore[no-any-return]
-            else:
-                owner = False
-        if not owner:
-            if flight.owner == me:
-                raise RuntimeError("recursive call with the same arguments")
-            flight.done.wait()
-            if flight.error is not None:
-                raise flight.error
-            with lock:
-                served[0] += 1
-            return flight.value  # type: ignore[no-any-return]
-        try:
-            value = func(*args, **kwargs)
-        except BaseException as exc:
-            flight.error = exc
-            with lock:
-                if _find(flights, key) is flight:
-                    del flights[key]
-            flight.done.set()
-            raise
-        flight.value = value
-        with lock:
-            flight.completed = True
-            recent.append((key, flight))
-            if len(recent) > _RECENT:
-                old_key, old = recent.popleft()
-                if _find(flights, old_key) is old:
-                    del flights[old_key]
-        flight.done.set()
-        return value
+        while True:
+            mine = _Load(me)
+            value: Any = MISSING
+            error: BaseException | None = None
+            try:
+                with lock:
+                    gen = counts[3]
+                    flight = _find(flights, key)
+                    probe = False
+                    if flight is None or flight.done:
+                        flight = flights[key] = mine
+                        probe = _hash(key) in recent
+                    elif flight.owner == me:
+                        if flight.storing:
+                            counts[1] += 1  # the owner's nested storing call (a miss)
+                            flight.storing = False  # (it reached compute: see below)
+                            return flight.value  # type: ignore[no-any-return]
+                        if flight.probing:
+                            counts[1] += 1  # the owner's probe (a miss): not in lru_cache
+                            raise _Absent
+                        raise RuntimeError("recursive call with the same arguments")
+                if flight is not mine:
+                    _await(lock, flight, None)
+                    if flight.error is not None:
+                        raise flight.error
+                    if flight.value is MISSING:  # its owner was interrupted: start over
+                        continue
+                    with lock:
+                        if counts[3] == gen:
+                            counts[0] += 1
+                    return flight.value  # type: ignore[no-any-return]
+                if probe:
+                    mine.probing = True
+                    try:
+                        value = lru(*args, **kwargs)
+                    except _Absent:
+                        value = MISSING
+                    mine.probing = False
+                    if value is not MISSING:  # stored by a flight that just ended
+                        with lock:
+                            if counts[3] == gen:
+                                counts[0] += 1
+                                counts[2] += 1
+                        return value  # type: ignore[no-any-return]
+                try:
+                    value = func(*args, **kwargs)
+                except BaseException as exc:
+                    error = exc
+                    raise
+                if store_nested:
+                    mine.value = value
+                    mine.storing = True
+                    lru(*args, **kwargs)  # stores value in lru_cache before the flight ends
+                    if mine.storing:  # a hit: another call had stored the key again
+                        with lock:
+                            if counts[3] == gen:
+                                counts[2] += 1  # not a hit of a call of the user's
+                with lock:
+                    recent[_hash(key)] = None
+                    if _len(recent) > _RECENT:
+                        del recent[next(iter(recent))]
+                return value  # type: ignore[no-any-return]
+            finally:
+                # Complete ``mine`` (idempotent; a no-op if it was never
+                # registered), inline: no call here can hit the recursion limit,
+                # and an interrupted completion is simply run again.
+                pending: BaseException | None = None
+                while True:  # (no call before the try: a call can be interrupted)
+                    try:
+                        with lock:
+                            if not mine.done:
+                                if error is not None:
+                                    if isinstance(error, Exception):
+                                        mine.error = error  # shared with the waiters
+                                    # (an interrupt such as KeyboardInterrupt is this
+                                    # thread's own: the waiters start over instead)
+                                else:
+                                    mine.value = value  # MISSING: a waiter loads instead
+                                mine.done = True
+                            loading = flights
+                            try:
+                                if key in loading and loading[key] is mine:
+                                    del loading[key]
+                            except Exception:  # a colliding key's __eq__: a done flight is inert
+                                pass
+                            waiters = mine.waiters[:]
+                        for w in waiters:  # each waiter holds its private lock until now
+                            if not w.locked():  # (no loop-ending "if": see core._after_record)
+                                continue
+                            w.release()
+                        break
+                    except BaseException as exc:  # interrupted while completing: again
+                        pending = exc
+                if pending is not None:
+                    raise pending
 
     lru = functools.lru_cache(maxsize=maxsize, typed=typed)(compute)
     lru_info, lru_clear = lru.cache_info, lru.cache_clear
 
     def cache_info() -> CacheInfo:
         with lock:
-            extra = served[0]
-        info = lru_info()
-        return CacheInfo(info.hits + extra, info.misses - extra, maxsize, info.currsize)
+            served, nested, probed = counts[0], counts[1], counts[2]
+            info = lru_info()
+        return CacheInfo(
+            info.hits + served - probed,
+            info.misses - served - nested,
+            maxsize,  # type: ignore[arg-type]
+            info.currsize,
+        )
 
     def cache_clear() -> None:
         with lock:
             lru_clear()
-            served[0] = 0
-            for key, flight in recent:
-                if _find(flights, key) is flight:
-                    del flights[key]
             recent.clear()
+            counts[0] = counts[1] = counts[2] = 0
+            counts[3] += 1
 
     def cache_parameters() -> dict[str, Any]:
         return {"maxsize": maxsize, "typed": typed, "ttl": None, "policy": "lru"}
 
+    _plain_signatures(cache_info, cache_clear, cache_parameters)
     w: Any = lru
     functools.update_wrapper(w, func)
+    w._flights = flights  # for tests: flights in progress
     w.cache_info = cache_info
     w.cache_clear = cache_clear
     w.cache_parameters = cache_parameters
@@ -282,39 +386,129 @@ def _wrap_lru(func: Callable[..., R], maxsize: int, typed: bool) -> CachedFuncti
 
 def _wrap(
     func: Callable[..., R],
-    maxsize: int,
+    maxsize: int | None,
     ttl: float | None,
-    policy: str,
+    policy: PolicyName,
     typed: bool,
     *,
     engine: str = "auto",
+    key: Callable[..., Hashable] | None = None,
 ) -> CachedFunction[R]:
-    """``engine``: "auto" (lru_cache when policy="lru" and no ttl), "lru_cache"
-    or "conctools" (a ConcurrentCache; the benchmarks compare both)."""
+    """``engine``: "auto" (lru_cache when policy="lru", no ttl and no key
+    function), "lru_cache" or "conctools" (a ConcurrentCache; the benchmarks
+    compare both)."""
     if not callable(func):
         raise TypeError("cached() expects a callable")
-    if engine == "lru_cache" or (engine == "auto" and policy == "lru" and ttl is None):
-        return _wrap_lru(func, maxsize, bool(typed))
-    cache: ConcurrentCache[Hashable, R] = ConcurrentCache(maxsize, ttl=ttl, policy=policy)
-    base = [cache.stats()]
-    call = cache._call
+    maxsize = _check_call_args(maxsize, ttl, policy, key)
     typed = bool(typed)
+    if maxsize == 0 or (
+        key is None
+        and (engine == "lru_cache" or (engine == "auto" and policy == "lru" and ttl is None))
+    ):
+        # (maxsize=0 caches nothing: the lru engine is then only single-flight)
+        return _wrap_lru(func, maxsize, typed)
+    cache: ConcurrentCache[Hashable, R] = ConcurrentCache(
+        _UNBOUNDED if maxsize is None else maxsize, ttl=ttl, policy=policy
+    )
+    base = [cache.stats()]
+    data = cache._data
+    tls = cache._tls
+    register = cache._register
+    after_record = cache._after_record
+    live_value = cache._live_value
+    stripe_of = cache._stripe
+    begin, join, insert, record = cache._begin, cache._join, cache._insert, cache._record
+    timed = cache._timed
+    get_ident = threading.get_ident
+    keyfn = key
 
-    if typed:
-
-        def wrapper(*args: Any, **kwargs: Any) -> R:
-            return call(make_key(args, kwargs, True), func, args, kwargs)
-
-    else:
-
-        def wrapper(*args: Any, **kwargs: Any) -> R:
-            if kwargs or len(args) != 1 or type(args[0]) not in _FAST_TYPES:
-                return call(make_key(args, kwargs, False), func, args, kwargs)
-            return call(args[0], func, args, kwargs)
+    # Everything runs in this one frame around the call of ``func`` (helpers
+    # return before it), so a recursive function reaches the same depth as
+    # under the lru_cache engine.
+    def wrapper(*args: Any, **kwargs: Any) -> R:
+        if keyfn is not None:
+            k = keyfn(*args, **kwargs)
+        elif kwargs or typed or len(args) != 1 or type(args[0]) not in _FAST_TYPES:
+            k = make_key(args, kwargs, typed)
+        else:
+            k = args[0]
+        node = _find(data, k)
+        if node is not None:
+            if not timed:
+                try:
+                    buf = tls.value
+                except AttributeError:
+                    buf = register()
+                buf.hits += 1
+                buf.append(k)
+                if len(buf) > 63:
+                    after_record(buf)
+                return node.item  # type: ignore[no-any-return]
+            value = live_value(node)
+            if value is not MISSING:
+                record(k)
+                return value  # type: ignore[no-any-return]
+        stripe = stripe_of(k)
+        me = get_ident()
+        while True:
+            mine = _Load(me)
+            value = MISSING
+            error: BaseException | None = None
+            try:
+                load, value = begin(k, stripe, mine)
+                if load is None:
+                    return value  # type: ignore[no-any-return]
+                if load is not mine:
+                    value = join(k, load, stripe, None)
+                    if value is MISSING:  # its owner was interrupted: start over
+                        continue
+                    return value  # type: ignore[no-any-return]
+                record(_MISS)
+                try:
+                    value = func(*args, **kwargs)
+                except BaseException as exc:
+                    error = exc
+                    raise
+                insert(k, value, mine)
+                return value
+            finally:
+                # Complete ``mine`` (idempotent; a no-op if it was never
+                # registered), inline: no call here can hit the recursion limit,
+                # and an interrupted completion is simply run again.
+                pending: BaseException | None = None
+                while True:  # (no call before the try: a call can be interrupted)
+                    try:
+                        with stripe.lock:
+                            if not mine.done:
+                                if error is not None:
+                                    if isinstance(error, Exception):
+                                        mine.error = error  # shared with the waiters
+                                    # (an interrupt such as KeyboardInterrupt is this
+                                    # thread's own: the waiters start over instead)
+                                    stripe.failures += 1
+                                else:
+                                    mine.value = value  # MISSING: a waiter loads instead
+                                mine.done = True
+                            loading = stripe.loading
+                            try:
+                                if k in loading and loading[k] is mine:
+                                    del loading[k]
+                            except Exception:  # a colliding key's __eq__: a done flight is inert
+                                pass
+                            waiters = mine.waiters[:]
+                        for w in waiters:  # each waiter holds its private lock until now
+                            if not w.locked():  # (no loop-ending "if": see core._after_record)
+                                continue
+                            w.release()
+                        break
+                    except BaseException as exc:  # interrupted while completing: again
+                        pending = exc
+                if pending is not None:
+                    raise pending
 
     def cache_info() -> CacheInfo:
         s = cache.stats() - base[0]
-        return CacheInfo(s.hits, s.misses, maxsize, len(cache))
+        return CacheInfo(s.hits, s.misses, maxsize, len(cache))  # type: ignore[arg-type]
 
     def cache_clear() -> None:
         base[0] = cache._clear_with_stats()
@@ -322,8 +516,13 @@ def _wrap(
     def cache_parameters() -> dict[str, Any]:
         return {"maxsize": maxsize, "typed": typed, "ttl": ttl, "policy": policy}
 
+    _plain_signatures(cache_info, cache_clear, cache_parameters)
     w: Any = functools.update_wrapper(wrapper, func)
+    w._cache = cache  # for tests
     w.cache_info = cache_info
     w.cache_clear = cache_clear
     w.cache_parameters = cache_parameters
     return w  # type: ignore[no-any-return]
+
+
+_UNBOUNDED = 2**62  # maxsize=None: a bound no process reaches

@@ -49,6 +49,10 @@ class Policy(Generic[K]):
         """Keys from the next victim to the safest (for tests and debugging)."""
         raise NotImplementedError
 
+    def victim(self) -> K:  # pragma: no cover - interface
+        """The key that would be evicted next; ``KeyError`` if there is none."""
+        raise NotImplementedError
+
 
 class LruPolicy(Policy[K]):
     """Least recently used: one ordered dict, oldest first."""
@@ -92,6 +96,11 @@ class LruPolicy(Policy[K]):
 
     def keys(self) -> list[K]:
         return list(self._order)
+
+    def victim(self) -> K:
+        for key in self._order:
+            return key
+        raise KeyError("victim(): the cache is empty")
 
 
 _WINDOW, _PROBATION, _PROTECTED = 0, 1, 2
@@ -273,6 +282,13 @@ class WTinyLfuPolicy(Policy[K]):
 
     def keys(self) -> list[K]:
         return [*self._probation, *self._protected, *self._window]
+
+    def victim(self) -> K:
+        # The main region yields first (probation, then protected), as insert does.
+        for region in (self._probation, self._protected, self._window):
+            for key in region:
+                return key
+        raise KeyError("victim(): the cache is empty")
 
     def regions(self) -> tuple[list[K], list[K], list[K]]:
         """(window, probation, protected) keys, oldest first (tests, debugging)."""

@@ -34,6 +34,7 @@ from typing import Any
 from conctools.bench.baselines import key_streams, zipf_keys
 from conctools.bench.harness import Body, MetricWorkload, Trial, Variant, Workload
 from conctools.cache import ConcurrentCache
+from conctools.cache.core import PolicyName
 from conctools.cache.decorator import _wrap
 
 try:  # optional: a benchmark dependency, never a runtime one
@@ -176,7 +177,7 @@ def static_topk_hits(trace: Sequence[int], size: int) -> int:
     return sum(top) - len(top)
 
 
-def _conc_hits(policy: str, trace: Sequence[int], size: int, threads: int = 1) -> int:
+def _conc_hits(policy: PolicyName, trace: Sequence[int], size: int, threads: int = 1) -> int:
     c: ConcurrentCache[int, int] = ConcurrentCache(size, policy=policy)
 
     def run(part: Sequence[int]) -> None:
