@@ -487,3 +487,29 @@ def test_back_edge_check_can_fail(tmp_path: Any) -> None:
         "                b.clear()\n"
     )
     assert _unprotected_back_edges(str(p)) == [("f", 4)]
+
+
+def test_lookups_during_thread_teardown_are_counted() -> None:
+    """A get from a ``__del__`` run while the thread's locals are cleared is counted."""
+    import threading as _threading
+
+    from conctools.cache import ConcurrentCache as _Cache
+
+    cache: _Cache[int, int] = _Cache(maxsize=8)
+    cache.put(1, 1)
+    local = _threading.local()
+
+    class _OnTeardown:
+        def __del__(self) -> None:
+            cache.get(1)
+            cache.get(2)
+
+    def work() -> None:
+        local.x = _OnTeardown()
+
+    for _ in range(20):
+        t = _threading.Thread(target=work)
+        t.start()
+        t.join()
+    s = cache.stats()
+    assert (s.hits, s.misses) == (20, 20)

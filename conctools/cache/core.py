@@ -57,12 +57,16 @@ class _Retired:
     emptied by the drainer under the same lock.  Holds no reference to the
     cache (the thread-exit hook must not keep it alive)."""
 
-    __slots__ = ("hits", "misses", "records")
+    __slots__ = ("detached", "hits", "misses", "records")
 
     def __init__(self) -> None:
         self.hits = 0
         self.misses = 0
         self.records: list[Any] = []
+        # Buffers of calls made by a thread during its own teardown (a
+        # ``__del__`` run while its thread-locals are cleared): such a thread
+        # cannot own a retired-at-exit buffer, so its counts stay here.
+        self.detached: list[_Buffer] = []
 
     def fold(self, buf: _Buffer) -> None:
         """``on_exit``: the thread is gone; keep its counts and records."""
@@ -360,6 +364,14 @@ class ConcurrentCache(Generic[K, V]):
     def _register(self) -> _Buffer:
         """First access from this thread: create its buffer (owned by it)."""
         buf = self._pt.register()
+        if buf is None:  # a thread unknown to ``threading``: make it known
+            threading.current_thread()
+            buf = self._pt.register()
+        if buf is None:  # a thread in its teardown: a buffer that is never retired
+            buf = _Buffer()
+            with self._pt.lock:
+                self._retired.detached.append(buf)
+            return buf
         if len(self._retired.records) >= _DRAIN_AT:  # exited threads' records
             self._after_record(buf)
         return buf
@@ -402,7 +414,7 @@ class ConcurrentCache(Generic[K, V]):
                 items = retired[:]
                 retired.clear()
                 access(items)
-            for buf in self._pt._registry.live.values():
+            for buf in [*self._pt._registry.live.values(), *self._retired.detached]:
                 n = len(buf)
                 if not n:  # (not "if n:" ending the loop: see _after_record)
                     continue
@@ -1041,7 +1053,7 @@ class ConcurrentCache(Generic[K, V]):
         with self._pt.lock:  # exiting threads fold their counts under it
             hits = self._retired.hits
             misses = self._retired.misses
-            for buf in self._pt._registry.live.values():
+            for buf in [*self._pt._registry.live.values(), *self._retired.detached]:
                 hits += buf.hits
                 misses += buf.misses
         return CacheStats(
