@@ -218,8 +218,7 @@ def inject_faults(
                 pass
             except BaseException as exc:
                 raise FaultInjectionFailed(
-                    f"attempt {attempt}: target raised an unexpected "
-                    f"{type(exc).__name__}: {exc!r}"
+                    f"attempt {attempt}: target raised an unexpected {type(exc).__name__}: {exc!r}"
                 ) from exc
             if finished:
                 report.completed += 1
