@@ -69,8 +69,10 @@ def _freeze(value: Any, depth: int = 0) -> Hashable:
     if depth > 50:
         raise TypeError("spec state nested too deeply to fingerprint")
     tp = type(value)
-    if value is None or tp is bool:
-        return value  # singletons: equal only to themselves
+    if value is None:
+        return None
+    if tp is bool:
+        return bool(value)  # a singleton: equal only to itself among fingerprints
     if tp is int or tp is str or tp is bytes:
         return (tp, value)  # the type keeps 1 apart from True and 1.0
     if tp is float:
@@ -97,7 +99,7 @@ def _freeze(value: Any, depth: int = 0) -> Hashable:
         return (tp, bytes(value), _extra(value, depth))
     if isinstance(value, (int, float, complex, str, bytes)):
         # subclasses (IntEnum, str enums, ...): the plain value, its type and attributes
-        base = next(b for b in (bool, int, float, complex, str, bytes) if isinstance(value, b))
+        base: Any = next(b for b in (int, float, complex, str, bytes) if isinstance(value, b))
         return (tp, _freeze(base(value), depth + 1), _extra(value, depth))
     if tp.__module__ == "builtins" or isinstance(
         value, (types.FunctionType, types.MethodType, types.ModuleType, type)
