@@ -293,6 +293,29 @@ def test_switch_interval_is_shrunk_on_gil_builds_and_restored() -> None:
         assert inside <= 1e-5
 
 
+def test_scenarios_force_switches_by_default_on_every_build() -> None:
+    # Without the GIL two threads interleave inside a short window only while
+    # both really run at once, which a busy machine rarely grants: scenarios
+    # force switch points on every build unless told otherwise.
+    from conctools.testing import runner
+
+    assert runner._preempt_rate(None) == runner.AUTO_PREEMPT > 0
+    assert runner._preempt_rate(0) == 0.0
+    seen: list[float] = []
+    real = runner._preempt_rate
+
+    def spy(preempt: float | None) -> float:
+        seen.append(real(preempt))
+        return seen[-1]
+
+    runner._preempt_rate = spy  # type: ignore[assignment]
+    try:
+        run_scenario(INCREMENTS, LockedCounter)
+    finally:
+        runner._preempt_rate = real
+    assert seen == [runner.AUTO_PREEMPT]
+
+
 def test_preempt_forces_interleaving() -> None:
     # Without forced switch points a GIL build runs these short bodies one after
     # the other; with preempt=1.0 they interleave on every build.
