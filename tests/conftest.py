@@ -48,6 +48,16 @@ def _require_nogil(when: str) -> None:
         pytest.exit(f"CONCTOOLS_REQUIRE_NOGIL=1 but the GIL is enabled ({when})", returncode=3)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-run-parallel's markers, registered here too so that --strict-markers
+    # accepts them when the plugin is not installed
+    if not config.pluginmanager.hasplugin("run-parallel"):
+        config.addinivalue_line(
+            "markers", "thread_unsafe: do not run this test in several threads at once"
+        )
+        config.addinivalue_line("markers", "parallel_threads(n): threads for this test")
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     info = conctools.runtime_info()
     return f"conctools runtime: Python {info.python_version}, {info.summary} cpus={info.cpu_count}"

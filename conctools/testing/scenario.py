@@ -184,6 +184,7 @@ def assert_linearizable(
     explanation and the scenario's pasteable ``repr``. A trial whose check is
     undecided within ``timeout`` does not fail. Returns the per-trial results.
     """
+    __tracebackhide__ = True  # pytest shows the caller's line, then the report
     if isinstance(trials, bool) or not isinstance(trials, int):
         raise TypeError(f"trials must be an int, not {type(trials).__name__}")
     if trials < 1:
