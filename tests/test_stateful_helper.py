@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, settings
-from hypothesis.errors import FlakyFailure
 from hypothesis import strategies as st
+from hypothesis.errors import FlakyFailure
 from hypothesis.stateful import invariant, run_state_machine_as_test
 
 from conctools.testing import Call, Scenario
