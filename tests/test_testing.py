@@ -301,19 +301,16 @@ def test_scenarios_force_switches_by_default_on_every_build() -> None:
 
     assert runner._preempt_rate(None) == runner.AUTO_PREEMPT > 0
     assert runner._preempt_rate(0) == 0.0
-    seen: list[float] = []
-    real = runner._preempt_rate
 
-    def spy(preempt: float | None) -> float:
-        seen.append(real(preempt))
-        return seen[-1]
+    class Probe:
+        def tracer(self) -> str:
+            return type(sys.gettrace()).__name__
 
-    runner._preempt_rate = spy  # type: ignore[assignment]
-    try:
-        run_scenario(INCREMENTS, LockedCounter)
-    finally:
-        runner._preempt_rate = real
-    assert seen == [runner.AUTO_PREEMPT]
+    sc = Scenario(threads=((Call("tracer"),), (Call("tracer"),)))
+    _, history = run_scenario(sc, Probe)
+    assert [o.result for o in history] == ["_PreemptHook"] * 2
+    _, history = run_scenario(sc, Probe, preempt=0)
+    assert "_PreemptHook" not in [o.result for o in history]
 
 
 def test_preempt_forces_interleaving() -> None:
