@@ -359,6 +359,22 @@ def test_recorder_records_results_and_exceptions() -> None:
     assert rec.history == [] and len(rec) == 0
 
 
+def test_recorder_results_mutated_afterwards() -> None:
+    shared = {"k": [1]}
+    rec = Recorder()
+    rec.call(shared, "get", "k").append(2)
+    assert rec.history[0].result == [1, 2]  # documented: the object itself
+    rec = Recorder(copy_results=True)
+    h = rec.handle()
+    rec.call(shared, "get", "k").append(3)
+    h.call(shared, "get", "k").append(4)
+    lock = threading.Lock()
+    assert h.call({"lock": lock}, "get", "lock") is lock
+    assert [op.result for op in rec.history] == [[1, 2], [1, 2, 3], lock]
+    with pytest.raises(TypeError):
+        Recorder(copy_results=1)  # type: ignore[arg-type]
+
+
 def test_recorder_passes_method_and_obj_named_kwargs() -> None:
     class Obj:
         def f(self, *, obj: int, method: int) -> int:
