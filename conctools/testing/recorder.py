@@ -75,7 +75,7 @@ def _snapshot(value: Any) -> Any:
         return value
 
 
-def _record(
+def _record(  # noqa: PLR0917
     buf: list[_Raw],
     obj: Any,
     method: str,
