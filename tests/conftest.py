@@ -58,6 +58,27 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", "parallel_threads(n): threads for this test")
 
 
+# Tests that cannot run in several threads at once under pytest-run-parallel
+# (``--parallel-threads=N``), by path prefix (relative to tests/), with the reason.
+# Single tests say so themselves with @pytest.mark.thread_unsafe(reason=...).
+THREAD_UNSAFE_PATHS = {
+    "fault_injection/": "signals are delivered to the main thread only",
+    "test_faults.py": "signals are delivered to the main thread only",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("run-parallel"):
+        return
+    root = os.path.dirname(os.path.abspath(__file__))
+    for item in items:
+        rel = os.path.relpath(str(item.path), root).replace(os.sep, "/")
+        for prefix, reason in THREAD_UNSAFE_PATHS.items():
+            if rel.startswith(prefix):
+                item.add_marker(pytest.mark.thread_unsafe(reason=reason))
+                break
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     info = conctools.runtime_info()
     return f"conctools runtime: Python {info.python_version}, {info.summary} cpus={info.cpu_count}"
