@@ -81,6 +81,7 @@ TestLockedCounts.settings = settings(
 )  # fmt: skip
 
 
+@pytest.mark.thread_unsafe(reason="drives the hypothesis engine, which is not thread-safe")
 def test_catches_the_lost_update_and_shrinks_it() -> None:
     machine = linearizable_state_machine(
         UnsafeCounts,

@@ -99,6 +99,7 @@ TestRWLockReaderPreferringStateful = as_test(pair_machine("reader"))
 TestRWLockFairStateful = as_test(pair_machine("fair"))
 
 
+@pytest.mark.thread_unsafe(reason="drives the hypothesis engine, which is not thread-safe")
 def test_the_machine_catches_an_unguarded_record() -> None:
     from hypothesis import HealthCheck, Phase, settings
     from hypothesis.errors import FlakyFailure
