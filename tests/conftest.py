@@ -59,11 +59,25 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # Tests that cannot run in several threads at once under pytest-run-parallel
-# (``--parallel-threads=N``), by path prefix (relative to tests/), with the reason.
-# Single tests say so themselves with @pytest.mark.thread_unsafe(reason=...).
-THREAD_UNSAFE_PATHS = {
-    "fault_injection/": "signals are delivered to the main thread only",
-    "test_faults.py": "signals are delivered to the main thread only",
+# (``--parallel-threads=N``), by path prefix or ``file::test`` (relative to
+# tests/), with the reason. A test may also say so itself with
+# @pytest.mark.thread_unsafe(reason=...).
+_SIGNALS = "signals are delivered to the main thread only"
+THREAD_UNSAFE = {
+    "fault_injection/": _SIGNALS,
+    "test_faults.py": _SIGNALS,
+    "test_queue.py::test_interrupted_get_unregisters": _SIGNALS,
+    "test_queue.py::test_no_thread_per_waiting_coroutine": (
+        "counts the process's threads, which the other copies of the test start too"
+    ),
+    "test_sharded_dict.py::test_compute_if_absent_cyclic_loads_raise_instead_of_deadlocking": (
+        "asserts that the module-wide table of waiting loaders is empty, which the "
+        "other copies of the test fill"
+    ),
+    "test_sharded_dict.py::test_key_hash_never_runs_under_a_shard_lock": (
+        "instruments the module's locks for every thread, so the other copies' hashing "
+        "is counted too"
+    ),
 }
 
 
@@ -73,8 +87,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     root = os.path.dirname(os.path.abspath(__file__))
     for item in items:
         rel = os.path.relpath(str(item.path), root).replace(os.sep, "/")
-        for prefix, reason in THREAD_UNSAFE_PATHS.items():
-            if rel.startswith(prefix):
+        test = f"{rel}::{item.name.split('[', 1)[0]}"
+        for where, reason in THREAD_UNSAFE.items():
+            if test == where or ("::" not in where and rel.startswith(where)):
                 item.add_marker(pytest.mark.thread_unsafe(reason=reason))
                 break
 
