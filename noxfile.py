@@ -167,6 +167,28 @@ def tests_freethreaded(session: nox.Session) -> None:
     _pytest(session, py, env=env)
 
 
+@nox.session(python=False)
+def tests_parallel(session: nox.Session) -> None:
+    """The suite under pytest-run-parallel: every test in several threads at once, GIL off.
+
+    Finds thread-unsafe tests and fixtures (shared globals, monkeypatching).
+    Tests that cannot run that way are marked ``thread_unsafe`` with a reason,
+    or listed in tests/conftest.py. ``--parallel-threads`` defaults to 4
+    (more threads than the CI's 2 cores); pass e.g. ``-- --parallel-threads=8``.
+    """
+    exe = _provision(session)["freethreaded"]
+    info = _probe(exe)
+    assert info is not None and info["ft"], f"{exe} is not a free-threaded build"
+    py = _venv(
+        session, exe, f"tests-parallel-{info['v']}t", [*TEST_REQS, "pytest-run-parallel>=0.4"]
+    )
+    env = {"PYTHON_GIL": "0", "CONCTOOLS_REQUIRE_NOGIL": "1"}
+    args = list(session.posargs)
+    if not any(a.startswith("--parallel-threads") for a in args):
+        args.insert(0, "--parallel-threads=4")
+    session.run(py, "-m", "pytest", "-p", "no:cacheprovider", *args, external=True, env=env)
+
+
 @nox.session
 def lint(session: nox.Session) -> None:
     """ruff check and ruff format --check."""

@@ -48,6 +48,52 @@ def _require_nogil(when: str) -> None:
         pytest.exit(f"CONCTOOLS_REQUIRE_NOGIL=1 but the GIL is enabled ({when})", returncode=3)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-run-parallel's markers, registered here too so that --strict-markers
+    # accepts them when the plugin is not installed
+    if not config.pluginmanager.hasplugin("run-parallel"):
+        config.addinivalue_line(
+            "markers", "thread_unsafe: do not run this test in several threads at once"
+        )
+        config.addinivalue_line("markers", "parallel_threads(n): threads for this test")
+
+
+# Tests that cannot run in several threads at once under pytest-run-parallel
+# (``--parallel-threads=N``), by path prefix or ``file::test`` (relative to
+# tests/), with the reason. A test may also say so itself with
+# @pytest.mark.thread_unsafe(reason=...).
+_SIGNALS = "signals are delivered to the main thread only"
+THREAD_UNSAFE = {
+    "fault_injection/": _SIGNALS,
+    "test_faults.py": _SIGNALS,
+    "test_queue.py::test_interrupted_get_unregisters": _SIGNALS,
+    "test_queue.py::test_no_thread_per_waiting_coroutine": (
+        "counts the process's threads, which the other copies of the test start too"
+    ),
+    "test_sharded_dict.py::test_compute_if_absent_cyclic_loads_raise_instead_of_deadlocking": (
+        "asserts that the module-wide table of waiting loaders is empty, which the "
+        "other copies of the test fill"
+    ),
+    "test_sharded_dict.py::test_key_hash_never_runs_under_a_shard_lock": (
+        "instruments the module's locks for every thread, so the other copies' hashing "
+        "is counted too"
+    ),
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not config.pluginmanager.hasplugin("run-parallel"):
+        return
+    root = os.path.dirname(os.path.abspath(__file__))
+    for item in items:
+        rel = os.path.relpath(str(item.path), root).replace(os.sep, "/")
+        test = f"{rel}::{item.name.split('[', 1)[0]}"
+        for where, reason in THREAD_UNSAFE.items():
+            if test == where or ("::" not in where and rel.startswith(where)):
+                item.add_marker(pytest.mark.thread_unsafe(reason=reason))
+                break
+
+
 def pytest_report_header(config: pytest.Config) -> str:
     info = conctools.runtime_info()
     return f"conctools runtime: Python {info.python_version}, {info.summary} cpus={info.cpu_count}"

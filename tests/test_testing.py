@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import collections
+import decimal
 import itertools
+import math
 import re
 import subprocess
 import sys
@@ -290,6 +293,26 @@ def test_switch_interval_is_shrunk_on_gil_builds_and_restored() -> None:
         assert inside <= 1e-5
 
 
+def test_scenarios_force_switches_by_default_on_every_build() -> None:
+    # Without the GIL two threads interleave inside a short window only while
+    # both really run at once, which a busy machine rarely grants: scenarios
+    # force switch points on every build unless told otherwise.
+    from conctools.testing import runner
+
+    assert runner._preempt_rate(None) == runner.AUTO_PREEMPT > 0
+    assert runner._preempt_rate(0) == 0.0
+
+    class Probe:
+        def tracer(self) -> str:
+            return type(sys.gettrace()).__name__
+
+    sc = Scenario(threads=((Call("tracer"),), (Call("tracer"),)))
+    _, history = run_scenario(sc, Probe)
+    assert [o.result for o in history] == ["_PreemptHook"] * 2
+    _, history = run_scenario(sc, Probe, preempt=0)
+    assert "_PreemptHook" not in [o.result for o in history]
+
+
 def test_preempt_forces_interleaving() -> None:
     # Without forced switch points a GIL build runs these short bodies one after
     # the other; with preempt=1.0 they interleave on every build.
@@ -334,6 +357,22 @@ def test_recorder_records_results_and_exceptions() -> None:
     assert rec.history[-1].kwargs == {"a": 5}
     rec.clear()
     assert rec.history == [] and len(rec) == 0
+
+
+def test_recorder_results_mutated_afterwards() -> None:
+    shared = {"k": [1]}
+    rec = Recorder()
+    rec.call(shared, "get", "k").append(2)
+    assert rec.history[0].result == [1, 2]  # documented: the object itself
+    rec = Recorder(copy_results=True)
+    h = rec.handle()
+    rec.call(shared, "get", "k").append(3)
+    h.call(shared, "get", "k").append(4)
+    lock = threading.Lock()
+    assert h.call({"lock": lock}, "get", "lock") is lock
+    assert [op.result for op in rec.history] == [[1, 2], [1, 2, 3], lock]
+    with pytest.raises(TypeError):
+        Recorder(copy_results=1)  # type: ignore[arg-type]
 
 
 def test_recorder_passes_method_and_obj_named_kwargs() -> None:
@@ -500,6 +539,75 @@ def test_fingerprint_compares_state_by_value() -> None:
     f1.d[0] = len
     f2.d[0] = abs
     assert fingerprint(f1) != fingerprint(f2)  # functions compare by identity
+
+
+class TypedRegister:
+    """A register whose spec can tell 1 from True and 0.0 from -0.0."""
+
+    def __init__(self) -> None:
+        self.v: Any = 0
+
+    def write(self, v: Any) -> None:
+        self.v = v
+
+    def kind(self) -> str:
+        return type(self.v).__name__
+
+    def sign(self) -> float:
+        return math.copysign(1.0, self.v)
+
+    def item_kind(self) -> str:
+        return type(self.v[0]).__name__
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "probe", "seen"),
+    [
+        pytest.param(1, True, "kind", "int", id="1-vs-True"),
+        pytest.param(0, False, "kind", "int", id="0-vs-False"),
+        pytest.param(1, 1.0, "kind", "int", id="1-vs-1.0"),
+        pytest.param(0.0, -0.0, "sign", 1.0, id="0.0-vs--0.0"),
+        pytest.param((1,), (True,), "item_kind", "int", id="containers-keep-item-types"),
+    ],
+)
+def test_memo_keeps_states_that_compare_equal_apart(
+    first: Any, second: Any, probe: str, seen: Any
+) -> None:
+    # Two overlapping writes of values that compare equal, then a probe that
+    # tells them apart. The search first tries write(first), write(second):
+    # the probe fails; the only explanation is write(second), write(first), whose
+    # state compares equal to the failed one, so a fingerprint that merged them
+    # would prune it and reject a linearizable history.
+    h = [
+        op(0, "write", (first,), None, 0, 10),
+        op(1, "write", (second,), None, 0, 10),
+        op(2, probe, (), seen, 20, 21),
+    ]
+    assert check_linearizability(h, TypedRegister).ok is True
+    assert brute_force(h, TypedRegister) is True
+
+
+def test_fingerprint_distinguishes_what_a_spec_can() -> None:
+    def fp(value: Any) -> Any:
+        r = TypedRegister()
+        r.v = value
+        return fingerprint(r)
+
+    nan = float("nan")
+    distinct = [
+        1, True, 1.0, 0, False, 0.0, -0.0, 1 + 0j, "1", b"1", None,
+        [1], (1,), [True], {1: 1}, {True: 1}, {1: True}, {1}, {True}, frozenset({1}),
+        collections.OrderedDict({1: 1}), collections.defaultdict(int, {1: 1}),
+        collections.defaultdict(list, {1: 1}), collections.deque([1]),
+        collections.deque([1], maxlen=3), decimal.Decimal("1"), decimal.Decimal("1.0"),
+        [0.0], [-0.0], {0.0}, {-0.0},
+    ]  # fmt: skip
+    fps = [fp(v) for v in distinct]
+    for (i, a), (j, b) in itertools.combinations(enumerate(fps), 2):
+        assert a != b, (distinct[i], distinct[j])
+    assert fp(nan) == fp(nan)  # a NaN state equals itself: memoised
+    assert fp([nan]) == fp([float("nan")])
+    assert fp({"a": [1, (2.0, None)]}) == fp({"a": [1, (2.0, None)]})
 
 
 def test_unfingerprintable_state_still_checks_correctly() -> None:

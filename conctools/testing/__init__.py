@@ -10,7 +10,16 @@
 * :class:`Scenario` / :class:`Call` describe a concurrent test case,
   :func:`assert_linearizable` runs one many times and checks every history,
   and :func:`conctools.testing.strategies.scenarios` draws them with
-  hypothesis (imported only by that submodule).
+  hypothesis;
+* :mod:`conctools.testing.stateful` runs hypothesis state machines whose
+  steps are concurrent batches checked for linearizability;
+* :mod:`conctools.testing.faults` delivers an exception at a random point
+  inside a call and checks that nothing was left locked or half-done;
+* :mod:`conctools.testing.pytest_plugin` (a pytest plugin, registered on
+  install) gives a ``linearizable`` marker and fixture.
+
+Only ``strategies`` and ``stateful`` import hypothesis, and only the plugin
+imports pytest; importing :mod:`conctools.testing` imports neither.
 """
 
 from __future__ import annotations

@@ -13,21 +13,31 @@ explored once is never explored again.
 :func:`copy.deepcopy` before applying an operation (so every configuration on
 the search stack keeps its own state). Configurations are compared through a
 hashable *fingerprint* of the spec: its type and its attributes (``__dict__``
-and ``__slots__``), converted recursively -- lists, tuples and deques to
-tuples, dicts to tuples of items *in insertion order* (order can matter to a
-spec, e.g. an LRU), sets to frozensets, values with their own ``__hash__``
-(numbers, strings, enums, frozen dataclasses) as themselves, other instances
-of user classes by their attributes, and functions, classes and other
-built-in objects by identity (``deepcopy`` does not copy them).
+and ``__slots__``), converted recursively. The fingerprint keeps apart every
+pair of states a spec could tell apart, even when ``==`` does not: every value
+is tagged with its exact type (``1``, ``True`` and ``1.0`` differ; so do a
+``dict`` and an ``OrderedDict`` with the same items), floats are compared by
+bit pattern (``0.0`` and ``-0.0`` differ, a NaN equals itself), lists, tuples
+and deques by their items in order (plus a deque's ``maxlen``), dicts by their
+items *in insertion order* (order can matter to a spec, e.g. an LRU) plus a
+``defaultdict``'s factory, sets by their members, subclasses of built-in
+containers and scalars also by their instance attributes, other values with
+their own ``__hash__`` (enums, decimals, frozen dataclasses) by type, value
+and ``repr``, other instances of user classes by their attributes, and
+functions, classes and other built-in objects by identity (``deepcopy`` does
+not copy them). A fingerprint that distinguishes too much only costs search
+time; one that merges two states a spec can distinguish would make the
+checker prune the one order that explains a history.
 A spec class may define ``__eq__`` and ``__hash__`` itself; then the spec
-object is its own fingerprint. If a state cannot be fingerprinted (an
-unhashable foreign object inside), that configuration is simply not memoised:
-the answer is still right, only slower.
+object is its own fingerprint (and its equality must be that strict). If a
+state cannot be fingerprinted (an unhashable foreign object inside), that
+configuration is simply not memoised: the answer is still right, only slower.
 """
 
 from __future__ import annotations
 
 import copy
+import struct
 import time
 import types
 from collections import deque
@@ -50,25 +60,47 @@ def _overrides(tp: type, name: str) -> bool:
     return mine is not None and mine is not base
 
 
+def _float_key(x: float) -> Hashable:
+    # by bit pattern: keeps -0.0 apart from 0.0 and makes a NaN equal to itself
+    return struct.pack("<d", x)
+
+
 def _freeze(value: Any, depth: int = 0) -> Hashable:
     if depth > 50:
         raise TypeError("spec state nested too deeply to fingerprint")
-    if value is None or isinstance(value, (bool, int, float, complex, str, bytes)):
-        return value
     tp = type(value)
-    if tp is list or tp is tuple or isinstance(value, deque):
-        return (tp.__name__, tuple(_freeze(v, depth + 1) for v in value))
+    if value is None:
+        return None
+    if tp is bool:
+        return bool(value)  # a singleton: equal only to itself among fingerprints
+    if tp is int or tp is str or tp is bytes:
+        return (tp, value)  # the type keeps 1 apart from True and 1.0
+    if tp is float:
+        return (float, _float_key(value))
+    if tp is complex:
+        return (complex, _float_key(value.real), _float_key(value.imag))
+    if tp is list or tp is tuple:
+        return (tp, tuple(_freeze(v, depth + 1) for v in value))
+    if isinstance(value, deque):
+        return (tp, value.maxlen, tuple(_freeze(v, depth + 1) for v in value), _extra(value, depth))
     if isinstance(value, dict):
+        factory = getattr(value, "default_factory", None)
         return (
-            tp.__name__,
+            tp,
+            None if factory is None else _freeze(factory, depth + 1),
             tuple((_freeze(k, depth + 1), _freeze(v, depth + 1)) for k, v in value.items()),
+            _extra(value, depth),
         )
     if isinstance(value, (set, frozenset)):
-        return (tp.__name__, frozenset(_freeze(v, depth + 1) for v in value))
+        return (tp, frozenset(_freeze(v, depth + 1) for v in value), _extra(value, depth))
     if isinstance(value, (list, tuple)):  # subclasses, e.g. namedtuples
-        return (tp.__name__, tuple(_freeze(v, depth + 1) for v in value))
+        return (tp, tuple(_freeze(v, depth + 1) for v in value), _extra(value, depth))
     if isinstance(value, bytearray):
-        return ("bytearray", bytes(value))
+        return (tp, bytes(value), _extra(value, depth))
+    if isinstance(value, (int, float, complex, str, bytes)):
+        # subclasses (IntEnum, str enums, ...): the plain value, its type and attributes
+        base: Any = next(b for b in (int, float, complex, str, bytes) if isinstance(value, b))
+        return (tp, _freeze(base(value), depth + 1), _extra(value, depth))
     if tp.__module__ == "builtins" or isinstance(
         value, (types.FunctionType, types.MethodType, types.ModuleType, type)
     ):
@@ -76,11 +108,28 @@ def _freeze(value: Any, depth: int = 0) -> Hashable:
         # so identity is their value
         return ("<identity>", value)
     if _overrides(tp, "__hash__"):
-        return value  # type: ignore[no-any-return]  # a value type with its own equality (Enum, Decimal, frozen dataclass...)
+        # a value type with its own equality (Enum, Decimal, frozen dataclass...):
+        # equal values with different reprs (Decimal('1.0') and Decimal('1'), a
+        # dataclass holding 0.0 or -0.0) can still be told apart by a spec
+        return (tp, value, repr(value))
     return _freeze_attrs(value, depth + 1)
 
 
-def _freeze_attrs(obj: Any, depth: int) -> Hashable:
+_PLAIN_CONTAINERS = frozenset({dict, set, frozenset, deque, bytearray})
+
+
+def _extra(value: Any, depth: int) -> Hashable:
+    """Instance attributes of a container subclass (``None`` when there are none)."""
+    if type(value) in _PLAIN_CONTAINERS:
+        return None
+    if not getattr(value, "__dict__", None) and not any(
+        k.__dict__.get("__slots__") for k in type(value).__mro__
+    ):
+        return None
+    return _freeze_attrs(value, depth + 1, allow_empty=True)
+
+
+def _freeze_attrs(obj: Any, depth: int, allow_empty: bool = False) -> Hashable:
     items: list[tuple[str, Hashable]] = []
     d = getattr(obj, "__dict__", None)
     if d is not None:
@@ -96,9 +145,9 @@ def _freeze_attrs(obj: Any, depth: int) -> Hashable:
                 items.append((name, _freeze(getattr(obj, name), depth)))
             except AttributeError:
                 items.append((name, "<unset>"))
-    if d is None and not items:
+    if d is None and not items and not allow_empty:
         raise TypeError(f"cannot fingerprint {type(obj).__name__!r} by value")
-    return (type(obj).__qualname__, tuple(items))
+    return (type(obj), tuple(items))
 
 
 def fingerprint(spec: Any) -> Hashable:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from dataclasses import dataclass, field
 from time import perf_counter_ns
@@ -67,8 +68,20 @@ class Operation:
 _Raw = tuple[str, tuple[Any, ...], dict[str, Any], Any, "BaseException | None", int, int]
 
 
-def _record(
-    buf: list[_Raw], obj: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+def _snapshot(value: Any) -> Any:
+    try:
+        return copy.deepcopy(value)
+    except Exception:  # locks, generators...: keep the object itself
+        return value
+
+
+def _record(  # noqa: PLR0917
+    buf: list[_Raw],
+    obj: Any,
+    method: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    copy_results: bool = False,
 ) -> Any:
     fn = getattr(obj, method)
     t0 = perf_counter_ns()
@@ -79,7 +92,9 @@ def _record(
         buf.append((method, args, kwargs, None, exc, t0, t1))
         raise
     t1 = perf_counter_ns()
-    buf.append((method, args, kwargs, result, None, t0, t1))
+    # the copy is taken after the return instant: it does not widen the interval
+    kept = _snapshot(result) if copy_results else result
+    buf.append((method, args, kwargs, kept, None, t0, t1))
     return result
 
 
@@ -101,15 +116,16 @@ class RecorderHandle:
     **Complexity.** O(1) per call: two clock reads and a list append.
     """
 
-    __slots__ = ("_buf", "thread")
+    __slots__ = ("_buf", "_copy", "thread")
 
-    def __init__(self, thread: int, buf: list[_Raw]) -> None:
+    def __init__(self, thread: int, buf: list[_Raw], copy_results: bool = False) -> None:
         self.thread = thread
         self._buf = buf
+        self._copy = copy_results
 
     def call(self, obj: Any, method: str, /, *args: Any, **kwargs: Any) -> Any:
         """Call ``getattr(obj, method)(*args, **kwargs)``, record it, return or re-raise."""
-        return _record(self._buf, obj, method, args, kwargs)
+        return _record(self._buf, obj, method, args, kwargs, self._copy)
 
 
 class Recorder:
@@ -139,7 +155,30 @@ class Recorder:
     until the recorder is dropped, so very long recordings also pay for
     garbage-collector passes over them.
 
+    **Recorded results are the returned objects themselves**, not copies: a
+    result mutated after the call (a list the caller appends to, a snapshot
+    dict it edits) changes the recorded history, and the checker then judges
+    a value the call never returned. Either do not mutate results, or pass
+    ``copy_results=True``: each result is then :func:`copy.deepcopy`-ed right
+    after the call returns (after its return instant, so the recorded
+    interval does not grow; a result that cannot be copied is kept as is).
+    Measured on CPython 3.13 (machine shared with other jobs): recording a
+    call costs 0.5-1 us; copying adds about 0.4 us for an int and 2-3 us for
+    a small list or dict with the GIL (4-16 us on the free-threaded build).
+    It is off by default.
+
     >>> from conctools.testing import Recorder
+    >>> rec = Recorder()
+    >>> items = rec.call({"k": [1]}, "get", "k")
+    >>> items.append(2)                      # mutated after the call...
+    >>> rec.history[0].result                # ...and so is the record
+    [1, 2]
+    >>> rec = Recorder(copy_results=True)
+    >>> items = rec.call({"k": [1]}, "get", "k")
+    >>> items.append(2)
+    >>> rec.history[0].result
+    [1]
+
     >>> rec = Recorder()
     >>> rec.call({}, "get", "k", 0)
     0
@@ -147,7 +186,10 @@ class Recorder:
     ["get('k', 0) -> 0"]
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, copy_results: bool = False) -> None:
+        if not isinstance(copy_results, bool):
+            raise TypeError(f"copy_results must be a bool, not {type(copy_results).__name__}")
+        self._copy = copy_results
         self._local = threading.local()
         self._lock = threading.Lock()
         self._buffers: list[list[_Raw]] = []
@@ -166,7 +208,7 @@ class Recorder:
         entry: tuple[int, list[_Raw]] | None = getattr(self._local, "entry", None)
         if entry is None:
             entry = self._register()
-        return _record(entry[1], obj, method, args, kwargs)
+        return _record(entry[1], obj, method, args, kwargs, self._copy)
 
     def handle(self) -> RecorderHandle:
         """A recording handle with the next thread index, for use by one thread.
@@ -178,7 +220,7 @@ class Recorder:
         with self._lock:
             index = len(self._buffers)
             self._buffers.append(buf)
-        return RecorderHandle(index, buf)
+        return RecorderHandle(index, buf, self._copy)
 
     @property
     def history(self) -> list[Operation]:

@@ -130,7 +130,8 @@ def run_scenario(
     ``thread`` ``i + 1``. A hang raises
     :class:`~conctools.testing.ThreadsStuck` after ``timeout`` seconds.
     ``preempt`` is passed to :func:`~conctools.testing.run_concurrently`; the
-    default forces frequent thread switches on GIL builds only.
+    default (``None``) forces thread switches at random lines on every build
+    (rate 0.25).
     """
     obj = factory()
     rec = Recorder()
@@ -172,15 +173,18 @@ def assert_linearizable(
     all recorded, then checks the history against ``spec_factory`` with
     :func:`check_linearizability` (``partition`` and ``timeout`` are passed
     on; ``timeout`` is per trial). Races do not replay deterministically, so
-    one scenario is run several times. On GIL builds the switch interval is
-    shrunk meanwhile and, unless ``preempt`` says otherwise, the threads are
-    forced to switch at random lines (see
-    :func:`~conctools.testing.run_concurrently`).
+    one scenario is run several times. Unless ``preempt`` says otherwise,
+    the threads are forced to hand the CPU to each other at random lines
+    (rate 0.25, on every build: with or without the GIL, two threads only
+    interleave inside a short race window if something makes them; see
+    :func:`~conctools.testing.run_concurrently`); on GIL builds the switch
+    interval is also shrunk meanwhile.
 
     Raises :class:`AssertionError` on the first violation, with the
     explanation and the scenario's pasteable ``repr``. A trial whose check is
     undecided within ``timeout`` does not fail. Returns the per-trial results.
     """
+    __tracebackhide__ = True  # pytest shows the caller's line, then the report
     if isinstance(trials, bool) or not isinstance(trials, int):
         raise TypeError(f"trials must be an int, not {type(trials).__name__}")
     if trials < 1:
