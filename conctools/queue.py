@@ -98,8 +98,6 @@ class PartialPut(queue.Full):
         self.remaining = remaining
 
 
-# Exceptions a queue raises by design: no repair needed when they leave the mutex.
-_EXPECTED = (queue.Empty, queue.Full, ShutDown)
 _TIMEOUT_MAX = threading.TIMEOUT_MAX
 _WAIT: Any = object()  # an attempt that must wait
 _GET, _PUT, _JOIN = 0, 1, 2
@@ -573,7 +571,7 @@ class ConcurrentQueue(Generic[T]):
                     expired = end is not None and _monotonic() >= end
                     res = attempt(expired)
                     if res is not _WAIT:
-                        return res
+                        break
                     w = _ThreadWaiter()
                     w.listed = True
                     if front:
@@ -582,12 +580,13 @@ class ConcurrentQueue(Generic[T]):
                         lst.append(w)
                 wait = -1.0 if end is None else min(max(end - _monotonic(), 0.0), _TIMEOUT_MAX)
                 w.lock.acquire(True, wait)
-            except _EXPECTED:
-                raise
             except BaseException:
                 self._abandon(w, kind)
                 raise
             front = True
+        if isinstance(res, BaseException):
+            raise res
+        return res
 
     async def _ablock(
         self, kind: int, attempt: Callable[[bool], Any], timeout: float | None
@@ -607,7 +606,7 @@ class ConcurrentQueue(Generic[T]):
                     expired = end is not None and _monotonic() >= end
                     res = attempt(expired)
                     if res is not _WAIT:
-                        return res
+                        break
                     w = _AsyncWaiter(loop)
                     w.listed = True
                     if front:
@@ -617,8 +616,6 @@ class ConcurrentQueue(Generic[T]):
                 if end is not None:
                     timer = loop.call_later(max(end - _monotonic(), 0.0), _resolve, w.fut)
                 await w.fut
-            except _EXPECTED:
-                raise
             except BaseException:  # cancelled (or interrupted)
                 self._abandon(w, kind)
                 raise
@@ -626,6 +623,9 @@ class ConcurrentQueue(Generic[T]):
                 if timer is not None:
                     timer.cancel()
             front = True
+        if isinstance(res, BaseException):
+            raise res
+        return res
 
     def _get_attempt(
         self, max_items: int, empty: type[Exception], name: str
@@ -634,9 +634,9 @@ class ConcurrentQueue(Generic[T]):
             if self._items:
                 return self._take_locked(max_items)
             if self._closed:
-                raise QueueClosed(f"{name}() on a shut-down and empty queue")
+                return QueueClosed(f"{name}() on a shut-down and empty queue")
             if expired:
-                raise empty
+                return empty()
             return _WAIT
 
         return attempt
@@ -644,12 +644,12 @@ class ConcurrentQueue(Generic[T]):
     def _put_attempt(self, item: T, full: type[Exception], name: str) -> Callable[[bool], Any]:
         def attempt(expired: bool) -> Any:
             if self._closed:
-                raise QueueClosed(f"{name}() on a shut-down queue")
+                return QueueClosed(f"{name}() on a shut-down queue")
             if self._room_locked() > 0:
                 self._push_locked(item)
                 return None
             if expired:
-                raise full
+                return full()
             return _WAIT
 
         return attempt
@@ -665,27 +665,31 @@ class ConcurrentQueue(Generic[T]):
         """
         if block and timeout is not None:
             timeout = _check_timeout(timeout)
+        # No ``raise`` under the mutex: on Python 3.10 a signal-handler exception
+        # delivered as an exception unwinds into the ``with`` skips ``__exit__``.
         with self._lock:
-            if self._closed:
-                raise QueueClosed("put() on a shut-down queue")
-            m = self._maxsize
-            if m <= 0 or len(self._items) < m:
-                self._unfinished += 1
-                try:
-                    if self._head is None:
-                        self._heap_push(item)
-                    else:
-                        self._items.append(item)
-                    if self._getters:
-                        _notify(self._getters)
-                except BaseException:
-                    self._remove_last_put(item)
-                    self._unfinished -= 1
-                    self._wake_everyone_locked()
-                    raise
-                return
-            if not block or timeout == 0:
-                raise queue.Full
+            is_open = not self._closed
+            if is_open:
+                m = self._maxsize
+                if m <= 0 or len(self._items) < m:
+                    self._unfinished += 1
+                    try:
+                        if self._head is None:
+                            self._heap_push(item)
+                        else:
+                            self._items.append(item)
+                        if self._getters:
+                            _notify(self._getters)
+                    except BaseException:
+                        self._remove_last_put(item)
+                        self._unfinished -= 1
+                        self._wake_everyone_locked()
+                        raise
+                    return
+        if not is_open:
+            raise QueueClosed("put() on a shut-down queue")
+        if not block or timeout == 0:
+            raise queue.Full
         self._block(_PUT, self._put_attempt(item, queue.Full, "put"), timeout)
 
     def put_nowait(self, item: T) -> None:
@@ -706,21 +710,25 @@ class ConcurrentQueue(Generic[T]):
         batch = items if type(items) is list else list(items)  # no user code under the lock
         n = len(batch)
         with self._lock:
-            if self._closed:
-                raise QueueClosed("put_many() on a shut-down queue", count=0)
-            m = self._maxsize
-            pos = n if m <= 0 else min(n, max(m - len(self._items), 0))
-            if pos:
-                self._push_many_locked(batch, 0, pos)
-            if pos == n:
-                return
-            if timeout == 0:
-                raise PartialPut(pos, batch[pos:])
+            closed = self._closed
+            if closed:
+                pos = 0
+            else:
+                m = self._maxsize
+                pos = n if m <= 0 else min(n, max(m - len(self._items), 0))
+                if pos:
+                    self._push_many_locked(batch, 0, pos)
+        if closed:
+            raise QueueClosed("put_many() on a shut-down queue", count=0)
+        if pos == n:
+            return
+        if timeout == 0:
+            raise PartialPut(pos, batch[pos:])
 
         def attempt(expired: bool) -> Any:
             nonlocal pos
             if self._closed:
-                raise QueueClosed(
+                return QueueClosed(
                     f"put_many() on a shut-down queue: {pos} of {n} items went in", count=pos
                 )
             end = min(n, pos + max(self._room_locked(), 0))
@@ -730,7 +738,7 @@ class ConcurrentQueue(Generic[T]):
             if pos == n:
                 return None
             if expired:
-                raise PartialPut(pos, batch[pos:])
+                return PartialPut(pos, batch[pos:])
             return _WAIT
 
         self._block(_PUT, attempt, timeout)
@@ -765,10 +773,11 @@ class ConcurrentQueue(Generic[T]):
                         self._wake_everyone_locked()
                         raise
                 return item  # type: ignore[no-any-return]
-            if self._closed:
-                raise QueueClosed("get() on a shut-down and empty queue")
-            if not block or timeout == 0:
-                raise queue.Empty
+            closed = self._closed
+        if closed:
+            raise QueueClosed("get() on a shut-down and empty queue")
+        if not block or timeout == 0:
+            raise queue.Empty
         return self._block(_GET, self._get_attempt(1, queue.Empty, "get"), timeout)[0]  # type: ignore[no-any-return]
 
     def get_nowait(self) -> T:
@@ -793,10 +802,11 @@ class ConcurrentQueue(Generic[T]):
         with self._lock:
             if self._items:
                 return self._take_locked(max_items)
-            if self._closed:
-                raise QueueClosed("get_many() on a shut-down and empty queue")
-            if timeout == 0:
-                raise queue.Empty
+            closed = self._closed
+        if closed:
+            raise QueueClosed("get_many() on a shut-down and empty queue")
+        if timeout == 0:
+            raise queue.Empty
         return self._block(  # type: ignore[no-any-return]
             _GET, self._get_attempt(max_items, queue.Empty, "get_many"), timeout
         )
@@ -811,15 +821,16 @@ class ConcurrentQueue(Generic[T]):
         """
         with self._lock:
             u = self._unfinished
-            if u <= 0:
-                raise ValueError("task_done() called too many times")
-            self._unfinished = u - 1
-            if u == 1 and self._joiners:
-                try:
-                    _notify_all(self._joiners)
-                except BaseException:
-                    self._wake_everyone_locked()
-                    raise
+            if u > 0:
+                self._unfinished = u - 1
+                if u == 1 and self._joiners:
+                    try:
+                        _notify_all(self._joiners)
+                    except BaseException:
+                        self._wake_everyone_locked()
+                        raise
+        if u <= 0:
+            raise ValueError("task_done() called too many times")
 
     def _join_attempt(self, expired: bool) -> Any:
         if self._unfinished == 0:
@@ -932,6 +943,8 @@ class ConcurrentQueue(Generic[T]):
             res = attempt(timeout == 0)
         if res is _WAIT:
             res = await self._ablock(_GET, attempt, timeout)
+        elif isinstance(res, BaseException):
+            raise res
         return res[0]  # type: ignore[no-any-return]
 
     async def aput(self, item: T, timeout: float | None = None) -> None:
@@ -951,6 +964,8 @@ class ConcurrentQueue(Generic[T]):
             res = attempt(timeout == 0)
         if res is _WAIT:
             await self._ablock(_PUT, attempt, timeout)
+        elif isinstance(res, BaseException):
+            raise res
 
 
 class ConcurrentLifoQueue(ConcurrentQueue[T]):
