@@ -80,7 +80,7 @@ def assert_no_waiter_of_this_thread(q: ConcurrentQueue[Any]) -> None:
     assert not mine, f"{len(mine)} waiter(s) of the interrupted call left registered"
 
 
-ATTEMPTS = 150
+ATTEMPTS = 100
 DELIVERED: dict[str, int] = {}
 
 
@@ -225,7 +225,7 @@ def _run(name: str, cls: type[ConcurrentQueue[int]], op: Callable[[World], Any])
         w.lost_budget = 0
         w.done_unsure = 0
         try:
-            for _ in range(3):
+            for _ in range(2):
                 op(w)
         finally:
             lost[0] += w.lost_budget
