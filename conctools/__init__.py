@@ -16,7 +16,15 @@ from .counters import (
     StripedCounter,
     StripedCounterHandle,
 )
-from .queue import ConcurrentQueue, PartialPut, QueueClosed
+from .queue import (
+    AsyncQueueView,
+    ConcurrentLifoQueue,
+    ConcurrentPriorityQueue,
+    ConcurrentQueue,
+    PartialPut,
+    QueueClosed,
+    SyncQueueView,
+)
 from .rwlock import RWLock, RWLockPolicy
 from .sharded_dict import ShardedDict, ShardedDictHandle
 
@@ -24,6 +32,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MISSING",
+    "AsyncQueueView",
     "AtomicInt",
     "AtomicRef",
     "CacheInfo",
@@ -31,6 +40,8 @@ __all__ = [
     "ConcurrentCache",
     "ConcurrentCounter",
     "ConcurrentCounterHandle",
+    "ConcurrentLifoQueue",
+    "ConcurrentPriorityQueue",
     "ConcurrentQueue",
     "PartialPut",
     "QueueClosed",
@@ -41,6 +52,7 @@ __all__ = [
     "ShardedDictHandle",
     "StripedCounter",
     "StripedCounterHandle",
+    "SyncQueueView",
     "__version__",
     "cached",
     "free_threaded_build",
