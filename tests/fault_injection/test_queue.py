@@ -271,13 +271,20 @@ def _async(coro_fn: Callable[[], Any]) -> None:
 
     loop.set_exception_handler(handler)
     try:
+        # Every awaited call here has a 1 ms timeout: a run that lasts 2 s
+        # lost a callback inside asyncio itself (the fault hit the loop's own
+        # machinery, e.g. its exception handling), not a queue wake-up.
+        watchdog = loop.call_later(2.0, loop.stop)
         task = loop.create_task(coro_fn())
         try:
             loop.run_until_complete(task)
         except RuntimeError:
             if swallowed:
                 raise swallowed[0] from None
+            if not watchdog.cancelled() and not task.done():
+                raise InjectedFault("swallowed by the event loop") from None
             raise
+        watchdog.cancel()
         if swallowed:
             raise swallowed[0]
     finally:
