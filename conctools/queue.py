@@ -26,6 +26,7 @@ it, and then every waiter is woken to re-check, so no wake-up is ever lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import queue
 import sys
@@ -188,11 +189,15 @@ def _notify(lst: deque[Any]) -> bool:
             if ok:
                 return True
         else:
-            # Unlist first, then release: no interruption point in between.
+            # Release, then unlist. Interrupted in between (Python 3.10 can
+            # deliver a signal between any two instructions), the waiter is
+            # still listed and the error path wakes it again, which is
+            # harmless: its one-shot lock is never waited on twice.
+            w.notified = True
+            if w.lock.locked():
+                w.lock.release()
             del lst[0]
             w.listed = False
-            w.notified = True
-            w.lock.release()
             return True
     return False
 
@@ -205,7 +210,9 @@ def _notify_all(lst: deque[Any]) -> None:
 def _unlist(lst: deque[Any], w: Any) -> None:
     if w.listed:
         w.listed = False
-        lst.remove(w)
+        # ``listed`` can be stale by one step after an interrupted change.
+        with contextlib.suppress(ValueError):
+            lst.remove(w)
 
 
 # --------------------------------------------------------------------- queue
@@ -549,7 +556,7 @@ class ConcurrentQueue(Generic[T]):
             try:
                 if w.listed:
                     _unlist(self._list_of(kind), w)
-                elif w.notified:
+                if w.notified:
                     self._pass_on_locked(kind)
             except BaseException:
                 self._wake_everyone_locked()
