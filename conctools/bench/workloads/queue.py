@@ -75,9 +75,11 @@ def _verify(outs: list[list[int]], threads: int, ordered: bool = True) -> Callab
     return verify
 
 
-def _per_item_trial(
-    threads: int, q: Any, *, put_name: str = "put", get_name: str = "get", ordered: bool = True
-) -> Trial:
+def _per_item_trial(threads: int, q: Any, *, put_name: str = "put", get_name: str = "get") -> Trial:
+    return _trial(threads, q, put_name, get_name, True)
+
+
+def _trial(threads: int, q: Any, put_name: str, get_name: str, ordered: bool) -> Trial:
     outs: list[list[int]] = [[] for _ in range(threads)]
 
     def producer(p: int) -> Body:
@@ -188,7 +190,7 @@ def _batch_variants(maxsize: int) -> tuple[Variant, ...]:
 
 def _order_variant(name: str, factory: Callable[[], Any], note: str) -> Variant:
     # LIFO and priority orders do not keep one producer's items in order.
-    return Variant(name, lambda t: _per_item_trial(t, factory(), ordered=False), note=note)
+    return Variant(name, lambda t: _trial(t, factory(), "put", "get", False), note=note)
 
 
 def _async_trial(threads: int, make: Callable[[], tuple[Any, Any]]) -> Trial:
