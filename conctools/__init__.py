@@ -16,7 +16,15 @@ from .counters import (
     StripedCounter,
     StripedCounterHandle,
 )
-from .queue import ConcurrentQueue, PartialPut, QueueClosed
+from .queue import (
+    AsyncQueueView,
+    ConcurrentLifoQueue,
+    ConcurrentPriorityQueue,
+    ConcurrentQueue,
+    PartialPut,
+    QueueClosed,
+    SyncQueueView,
+)
 from .rwlock import ReadLock, RWLock, RWLockPolicy, WriteLock
 from .sharded_dict import ShardedDict, ShardedDictHandle
 from .sharded_set import ShardedSet, ShardedSetHandle
@@ -25,6 +33,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MISSING",
+    "AsyncQueueView",
     "AtomicBool",
     "AtomicFloat",
     "AtomicInt",
@@ -34,6 +43,8 @@ __all__ = [
     "ConcurrentCache",
     "ConcurrentCounter",
     "ConcurrentCounterHandle",
+    "ConcurrentLifoQueue",
+    "ConcurrentPriorityQueue",
     "ConcurrentQueue",
     "PartialPut",
     "QueueClosed",
@@ -47,6 +58,7 @@ __all__ = [
     "ShardedSetHandle",
     "StripedCounter",
     "StripedCounterHandle",
+    "SyncQueueView",
     "WriteLock",
     "__version__",
     "cached",

@@ -224,10 +224,13 @@ def test_exceptions_are_the_stdlib_ones() -> None:
             q.get()
 
 
-@pytest.mark.parametrize("bad", [-1, -100])
-def test_negative_maxsize(bad: int) -> None:
-    with pytest.raises(ValueError):
-        ConcurrentQueue(bad)
+@pytest.mark.parametrize("size", [0, -1, -100])
+def test_maxsize_zero_or_negative_is_unbounded(size: int) -> None:
+    q: ConcurrentQueue[int] = ConcurrentQueue(size)
+    assert q.maxsize == size  # kept as given, as queue.Queue does
+    q.put_many(range(1000), timeout=0)
+    q.put(1000, block=False)
+    assert not q.full() and q.qsize() == 1001
 
 
 @pytest.mark.parametrize("bad", [1.5, "3", None, True])
@@ -498,7 +501,8 @@ def test_close_during_put_many_reports_count() -> None:
     t = threading.Thread(target=putter, daemon=True)
     t.start()
     _wait_until(lambda: _waiters(q)[1] == 1)
-    assert q.get() == 0  # makes room for item 3
+    assert q.get() == 0  # makes room for item 3 ...
+    _wait_until(lambda: q.qsize() == 3)  # ... which the woken putter puts itself
     q.close()
     t.join(5)
     assert err and err[0].count == 4

@@ -6,12 +6,14 @@ delivered. ``verify`` checks the exact multiset delivered (nothing lost or
 duplicated) and that each consumer saw each producer's items in order.
 
 Baselines specific to queues live here: :class:`queue.Queue`,
-:class:`queue.SimpleQueue` (unbounded only) and the ``collections.deque`` +
-``threading.Condition`` queue people write by hand.
+:class:`queue.SimpleQueue` (unbounded only), the ``collections.deque`` +
+``threading.Condition`` queue people write by hand, :class:`queue.LifoQueue`,
+:class:`queue.PriorityQueue` and :class:`asyncio.Queue` (one event loop).
 """
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 from collections import deque
@@ -19,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from conctools.bench.harness import Body, Trial, Variant, Workload
-from conctools.queue import ConcurrentQueue
+from conctools.queue import ConcurrentLifoQueue, ConcurrentPriorityQueue, ConcurrentQueue
 
 __all__ = ["WORKLOADS", "DequeConditionQueue"]
 
@@ -56,7 +58,7 @@ class DequeConditionQueue:
             return item
 
 
-def _verify(outs: list[list[int]], threads: int) -> Callable[[int], None]:
+def _verify(outs: list[list[int]], threads: int, ordered: bool = True) -> Callable[[int], None]:
     def verify(n: int) -> None:
         got: list[int] = []
         for out in outs:
@@ -64,7 +66,7 @@ def _verify(outs: list[list[int]], threads: int) -> Callable[[int], None]:
             last: dict[int, int] = {}
             for x in out:
                 p = x // n
-                if last.get(p, -1) >= x:
+                if ordered and last.get(p, -1) >= x:
                     raise AssertionError(f"producer {p}'s items reordered: {x} after {last[p]}")
                 last[p] = x
         if len(got) != n * threads or sorted(got) != list(range(n * threads)):
@@ -74,6 +76,10 @@ def _verify(outs: list[list[int]], threads: int) -> Callable[[int], None]:
 
 
 def _per_item_trial(threads: int, q: Any, *, put_name: str = "put", get_name: str = "get") -> Trial:
+    return _trial(threads, q, put_name, get_name, True)
+
+
+def _trial(threads: int, q: Any, put_name: str, get_name: str, ordered: bool) -> Trial:
     outs: list[list[int]] = [[] for _ in range(threads)]
 
     def producer(p: int) -> Body:
@@ -98,7 +104,7 @@ def _per_item_trial(threads: int, q: Any, *, put_name: str = "put", get_name: st
         return body
 
     bodies = [producer(i) for i in range(threads)] + [consumer(i) for i in range(threads)]
-    return Trial(bodies, _verify(outs, threads))
+    return Trial(bodies, _verify(outs, threads, ordered))
 
 
 def _batch_trial(threads: int, q: ConcurrentQueue[int], batch: int) -> Trial:
@@ -182,6 +188,61 @@ def _batch_variants(maxsize: int) -> tuple[Variant, ...]:
     )
 
 
+def _order_variant(name: str, factory: Callable[[], Any], note: str) -> Variant:
+    # LIFO and priority orders do not keep one producer's items in order.
+    return Variant(name, lambda t: _trial(t, factory(), "put", "get", False), note=note)
+
+
+def _async_trial(threads: int, make: Callable[[], tuple[Any, Any]]) -> Trial:
+    """One thread runs one event loop with n producer and n consumer coroutines."""
+    outs: list[list[int]] = [[] for _ in range(threads)]
+
+    def body(n: int) -> int:
+        async def main() -> None:
+            put, get = make()
+
+            async def producer(p: int) -> None:
+                for i in range(p * n, p * n + n):
+                    await put(i)
+
+            async def consumer(c: int) -> None:
+                out = outs[c]
+                for _ in range(n):
+                    out.append(await get())
+
+            await asyncio.gather(
+                *(producer(p) for p in range(threads)), *(consumer(c) for c in range(threads))
+            )
+
+        asyncio.run(main())
+        return n * threads
+
+    return Trial([body], _verify(outs, threads))
+
+
+def _async_variants(maxsize: int) -> tuple[Variant, ...]:
+    def ours() -> tuple[Any, Any]:
+        aq = ConcurrentQueue[int](maxsize).async_q
+        return aq.put, aq.get
+
+    def stdlib() -> tuple[Any, Any]:
+        q: asyncio.Queue[int] = asyncio.Queue(maxsize)
+        return q.put, q.get
+
+    return (
+        Variant(
+            "ConcurrentQueue.async_q",
+            lambda t: _async_trial(t, ours),
+            note="await q.async_q.put()/get() on one event loop",
+        ),
+        Variant(
+            "asyncio.Queue",
+            lambda t: _async_trial(t, stdlib),
+            note="stdlib asyncio.Queue (single loop, not thread-safe)",
+        ),
+    )
+
+
 WORKLOADS = [
     Workload(
         name="queue_unbounded",
@@ -218,5 +279,43 @@ WORKLOADS = [
         variants=_batch_variants(BOUND),
         unit="items",
         threads_note=THREADS_NOTE,
+    ),
+    Workload(
+        name="queue_lifo_priority",
+        group="queue",
+        description=(
+            f"n producers -> LIFO / priority queue bounded at {BOUND} -> n consumers, "
+            "one item per call"
+        ),
+        baseline="queue.PriorityQueue",
+        variants=(
+            _order_variant(
+                "ConcurrentPriorityQueue",
+                lambda: ConcurrentPriorityQueue[int](BOUND),
+                "conctools ConcurrentPriorityQueue put/get",
+            ),
+            _order_variant(
+                "queue.PriorityQueue", lambda: queue.PriorityQueue(BOUND), "stdlib PriorityQueue"
+            ),
+            _order_variant(
+                "ConcurrentLifoQueue",
+                lambda: ConcurrentLifoQueue[int](BOUND),
+                "conctools ConcurrentLifoQueue put/get",
+            ),
+            _order_variant("queue.LifoQueue", lambda: queue.LifoQueue(BOUND), "stdlib LifoQueue"),
+        ),
+        unit="items",
+        threads_note=THREADS_NOTE,
+    ),
+    Workload(
+        name="queue_async_single_loop",
+        group="queue",
+        description=(
+            f"one event loop, n producer and n consumer coroutines, queue bounded at {BOUND}"
+        ),
+        baseline="asyncio.Queue",
+        variants=_async_variants(BOUND),
+        unit="items",
+        threads_note="n producer + n consumer coroutines on one loop (one thread); items/s",
     ),
 ]
