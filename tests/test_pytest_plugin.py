@@ -203,7 +203,9 @@ def test_locked(linearizable, scenario):
     # concurrent adds and a get; a shrink step whose race did not happen to
     # reproduce is rejected, so shrinking may stop one or two calls short.
     assert "Falsifying example" in out or "Flaky" in out
-    if "Falsifying example" in out:
+    if "Falsifying example" in out and "Flaky" not in out:
+        # (A Flaky report shows the example before shrinking: its race did not
+        # reproduce on replay, which a loaded machine makes likely.)
         example = out.split("Falsifying example", 1)[1]
         example = example[: example.index("post=")]
         example += out.split("Falsifying example", 1)[1][len(example) :].split("\n", 1)[0]
