@@ -74,8 +74,8 @@ class KeyCounterSpec:
     def update(self, counts: Any) -> None:
         self.c.update(counts)
 
-    def get(self, key: Any) -> int:
-        return self.c[key]
+    def get(self, key: Any) -> int | None:
+        return self.c.get(key)  # like Counter.get: None when absent
 
     def __getitem__(self, key: Any) -> int:
         return self.c[key]
