@@ -67,8 +67,8 @@ def counters() -> None:
     words.update(["a", "b"])
     assert_type(words.handle(), ConcurrentCounterHandle[str])
     assert_type(words["the"], int)
-    assert_type(words.get("the"), int)
-    assert_type(words.get("the", None), int | None)
+    assert_type(words.get("the"), int | None)  # like Counter.get: None when absent
+    assert_type(words.get("the", 0), int)
     assert_type(words.most_common(3), list[tuple[str, int]])
     assert_type(words.snapshot(), Counter[str])
     assert_type(words.total(), int)
