@@ -396,7 +396,7 @@ class ConcurrentCache(Generic[K, V]):
         ``with`` protects only what the exception table covers: on CPython
         3.12/3.13 a loop whose body ends with an ``if`` that has no ``else``
         compiles its back edge outside the table, and an interrupt checked
-        there skips ``__exit__`` (CPython issue 108214's mechanism).  Loops
+        there skips ``__exit__`` (the mechanism of CPython's gh-108214).  Loops
         inside ``with``/``try`` here end otherwise (``if not x: continue``);
         ``tests/test_cache_failure_paths.py`` checks the bytecode."""
         lock = self._lock
