@@ -137,7 +137,9 @@ def _venv(session: nox.Session, exe: str, name: str, reqs: list[str]) -> str:
 
 def _pytest(session: nox.Session, py: str, env: dict[str, str] | None = None) -> None:
     session.run(py, "-m", "conctools", "info", external=True, env=env)
-    session.run(py, "-m", "pytest", *session.posargs, external=True, env=env)
+    # --durations: the slowest tests in every log, to keep the whole run inside its time budget.
+    args = session.posargs or ["--durations=15"]
+    session.run(py, "-m", "pytest", *args, external=True, env=env)
 
 
 @nox.session(python=False)
