@@ -134,7 +134,10 @@ class _ThreadWaiter:
         self.listed = False
         self.notified = False
         lock = threading.Lock()
-        lock.acquire()
+        # Held = not signalled. A fresh private lock: the non-blocking acquire
+        # always succeeds, and an interrupt right after it leaves only this
+        # unreferenced waiter behind (it is listed nowhere yet).
+        lock.acquire(False)
         self.lock = lock
 
     def wake(self) -> bool:
