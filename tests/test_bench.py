@@ -85,7 +85,7 @@ def test_run_suite_document_shape() -> None:
     w = Workload("w", "g", "desc", "base", (_counting_variant("base"), _counting_variant("other")))
     m = MetricWorkload("m", "g", "metric", lambda quick: [{"name": "a", "rate": 0.5}])
     doc = run_suite([w, m], threads=[1, 2], repeat=2, target=0.002, quick=True)
-    assert doc["schema"] == 1
+    assert doc["schema"] == 2
     assert {"python_version", "gil_enabled", "free_threaded_build", "cpu_count"} <= set(
         doc["runtime"]
     )

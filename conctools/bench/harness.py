@@ -74,6 +74,12 @@ class Variant:
     # Variants that are not thread-safe (an unlocked dict as a ceiling) run
     # only where correctness does not depend on locking.
     max_threads: int | None = None
+    # True when the variant runs no conctools code (a peer library, a stdlib
+    # structure): its speed does not depend on which conctools implementation
+    # is active, so it is measured in the first implementation's run only
+    # (unless it is the workload's baseline, which every run measures for its
+    # paired ratios).
+    external: bool = False
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .._internal.dist import install_hint
-from .runner import SCHEMA
+from .runner import SCHEMA, upgrade
 
 MATPLOTLIB_HINT = f"{install_hint('bench')} (or pip install matplotlib)"
 
@@ -18,8 +18,38 @@ __all__ = [
     "format_problem",
     "format_results",
     "human",
+    "impl_label",
+    "impls",
     "plot_results",
 ]
+
+#: How implementation names are shown in tables.
+IMPL_LABELS = {"native": "native", "pure": "pure Python"}
+
+
+def impl_label(name: str) -> str:
+    return IMPL_LABELS.get(name, name)
+
+
+def impls(doc: dict[str, Any]) -> list[str]:
+    """The implementations measured in ``doc``, in run order."""
+    return [i["name"] for i in upgrade(doc).get("implementations", [])]
+
+
+def rows_by_key(w: dict[str, Any]) -> dict[tuple[str, str, int], dict[str, Any]]:
+    """A throughput workload's rows by (implementation, variant, threads)."""
+    return {(r.get("impl", "pure"), r["variant"], r["threads"]): r for r in w["results"]}
+
+
+def variant_thread_keys(w: dict[str, Any]) -> list[tuple[str, int]]:
+    """(variant, threads) pairs of a workload in variant order, then threads."""
+    keys: list[tuple[str, int]] = []
+    order = {v["name"]: i for i, v in enumerate(w.get("variants", []))}
+    for r in w["results"]:
+        k = (r["variant"], r["threads"])
+        if k not in keys:
+            keys.append(k)
+    return sorted(keys, key=lambda k: (order.get(k[0], len(order)), k[1]))
 
 
 def human(x: float) -> str:
@@ -47,13 +77,21 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def _header(doc: dict[str, Any]) -> str:
     rt = doc["runtime"]
-    s = doc["settings"]
-    return (
+    lines = [
         f"conctools {doc['conctools_version']} bench - Python {rt['python_version']} "
         f"({rt['implementation']}), {rt['summary']} cores={rt['cpu_count']}; "
-        f"threads={','.join(map(str, s['threads']))} repeat={s['repeat']}"
-        f"{' quick' if s['quick'] else ''}; medians, [min-max] over repetitions"
-    )
+        "medians, [min-max] over repetitions"
+    ]
+    for i in doc.get("implementations", []):
+        s = i.get("settings") or doc["settings"]
+        types = i.get("native_types") or []
+        lines.append(
+            f"  {impl_label(i['name'])}: threads={','.join(map(str, s['threads']))} "
+            f"repeat={s['repeat']} target={s['target_seconds']}s"
+            f"{' quick' if s['quick'] else ''}; {i.get('reason', '')}"
+            + (f" (native types: {', '.join(types)})" if types else "")
+        )
+    return "\n".join(lines)
 
 
 def format_workload(w: dict[str, Any]) -> str:
@@ -65,37 +103,52 @@ def format_workload(w: dict[str, Any]) -> str:
         headers = list(rows[0].keys())
         body = [[_cell(r.get(h)) for h in headers] for r in rows]
         return title + "\n" + _table(headers, body)
-    headers = [
-        "variant",
-        "threads",
-        f"{w['unit']}/s",
-        "spread",
-        f"x {w['baseline']}",
-        "x own 1T",
-        "rates",
-    ]
-    body = []
+    names = list(dict.fromkeys(r.get("impl", "pure") for r in w["results"]))
+    multi = len(names) > 1
+    headers = ["variant", "threads"]
+    for name in names:
+        tag = f"{impl_label(name)} " if multi else ""
+        headers += [f"{tag}{w['unit']}/s", "spread", f"x {w['baseline']}"]
+    headers.append("x own 1T")
+    if {"native", "pure"} <= set(names):
+        headers.append("native/pure")
+    headers.append("rates")
+    rows = rows_by_key(w)
+    first = names[0] if names else "pure"
     one_thread = {
-        r["variant"]: r["ops_per_sec"]["median"] for r in w["results"] if r["threads"] == 1
+        r["variant"]: r["ops_per_sec"]["median"]
+        for r in w["results"]
+        if r["threads"] == 1 and r.get("impl", "pure") == first
     }
-    for r in w["results"]:
-        ops = r["ops_per_sec"]
-        ratio = r["ratio_to_baseline"]["median"]
-        own = one_thread.get(r["variant"])
-        rates = ""
-        if "rates" in r:
-            rates = " ".join(f"{k}={human(v['median'])}" for k, v in sorted(r["rates"].items()))
-        body.append(
-            [
-                r["variant"] + (" *" if r["variant"] == w["baseline"] else ""),
-                str(r["threads"]),
+    body = []
+    for variant, threads in variant_thread_keys(w):
+        cells = [variant + (" *" if variant == w["baseline"] else ""), str(threads)]
+        for name in names:
+            r = rows.get((name, variant, threads))
+            if r is None:
+                cells += ["-", "", "-"]
+                continue
+            ops = r["ops_per_sec"]
+            cells += [
                 human(ops["median"]),
                 f"[{human(ops['min'])}-{human(ops['max'])}]",
-                f"{ratio:.2f}" if math.isfinite(ratio) else "-",
-                f"{ops['median'] / own:.2f}" if own else "-",
-                rates,
+                _ratio(r["ratio_to_baseline"]["median"]),
             ]
-        )
+        primary = rows.get((first, variant, threads))
+        own = one_thread.get(variant)
+        cells.append(f"{primary['ops_per_sec']['median'] / own:.2f}" if primary and own else "-")
+        if {"native", "pure"} <= set(names):
+            nat = rows.get(("native", variant, threads))
+            cells.append(
+                _ratio(nat["native_over_pure"]) if nat and "native_over_pure" in nat else "-"
+            )
+        rates = ""
+        if primary and "rates" in primary:
+            rates = " ".join(
+                f"{k}={human(v['median'])}" for k, v in sorted(primary["rates"].items())
+            )
+        cells.append(rates)
+        body.append(cells)
     note = f"\n({w['threads_note']})" if w.get("threads_note") else ""
     if w.get("baseline_note"):
         note += f"\n({w['baseline_note']})"
@@ -109,9 +162,12 @@ def _cell(v: Any) -> str:
 
 
 def format_results(doc: dict[str, Any]) -> str:
+    doc = upgrade(doc)
     parts = [
         _header(doc),
-        "(* = baseline; x baseline = paired ratio to the baseline at the same thread count)",
+        "(* = baseline; x baseline = paired ratio to the baseline at the same thread count, "
+        "within one implementation's run; native/pure = ratio of the two runs' medians, "
+        "not paired)",
     ]
     parts += [format_workload(w) for w in doc["workloads"]]
     return "\n\n".join(parts) + "\n"
@@ -132,8 +188,8 @@ def format_problem(doc: Any) -> str | None:
     and :func:`plot_results` can read, or None when it is one."""
     if not isinstance(doc, dict):
         return "the top level is not an object"
-    if doc.get("schema") != SCHEMA:
-        return f"schema {doc.get('schema')!r}, expected {SCHEMA}"
+    if doc.get("schema") not in (1, SCHEMA):
+        return f"schema {doc.get('schema')!r}, expected 1 or {SCHEMA}"
     rt = doc.get("runtime")
     if not isinstance(rt, dict) or not {
         "python_version",
@@ -161,6 +217,8 @@ def format_problem(doc: Any) -> str | None:
                 return f"a malformed result row in workload {w['name']!r}"
             if not isinstance(r["variant"], str) or not isinstance(r["threads"], int):
                 return f"a malformed result row in workload {w['name']!r}"
+            if doc["schema"] >= 2 and not isinstance(r.get("impl"), str):
+                return f"a result row without implementation in workload {w['name']!r}"
         for v in w["variants"]:
             if not isinstance(v, dict) or not isinstance(v.get("name"), str):
                 return f"a malformed variant in workload {w['name']!r}"
@@ -176,15 +234,23 @@ def compare_tables(a: dict[str, Any], b: dict[str, Any]) -> str:
 
     Every workload and variant of either file is shown; a cell of a variant
     (or thread count) that only one file has is ``-``."""
+    a, b = upgrade(a), upgrade(b)
     la, lb = _label(a), _label(b)
     out = [f"A = {la}   B = {lb}", "(- = not measured in that file)"]
+    show_impl = set(impls(a)) | set(impls(b)) != {"pure"}
     wa_by = {w["name"]: w for w in a["workloads"] if w["kind"] == "throughput"}
     wb_by = {w["name"]: w for w in b["workloads"] if w["kind"] == "throughput"}
     names = list(wa_by) + [n for n in wb_by if n not in wa_by]
     for name in names:
         wa, wb = wa_by.get(name), wb_by.get(name)
-        ia = {(r["variant"], r["threads"]): r for r in (wa["results"] if wa else [])}
-        ib = {(r["variant"], r["threads"]): r for r in (wb["results"] if wb else [])}
+        ia = {
+            (r["variant"], r.get("impl", "pure"), r["threads"]): r
+            for r in (wa["results"] if wa else [])
+        }
+        ib = {
+            (r["variant"], r.get("impl", "pure"), r["threads"]): r
+            for r in (wb["results"] if wb else [])
+        }
         keys = list(ia) + [k for k in ib if k not in ia]
         rows = []
         for key in keys:
@@ -194,7 +260,8 @@ def compare_tables(a: dict[str, Any], b: dict[str, Any]) -> str:
             rows.append(
                 [
                     key[0],
-                    str(key[1]),
+                    *([impl_label(key[1])] if show_impl else []),
+                    str(key[2]),
                     human(sa),
                     human(sb),
                     _ratio(sb / sa) if ra and rb and sa else "-",
@@ -219,7 +286,16 @@ def compare_tables(a: dict[str, Any], b: dict[str, Any]) -> str:
                 out.append(f"({label}: {w['baseline_note']})")
         out.append(
             _table(
-                ["variant", "threads", "A ops/s", "B ops/s", "B/A", "A x base", "B x base"],
+                [
+                    "variant",
+                    *(["impl"] if show_impl else []),
+                    "threads",
+                    "A ops/s",
+                    "B ops/s",
+                    "B/A",
+                    "A x base",
+                    "B x base",
+                ],
                 rows,
             )
         )
@@ -236,6 +312,7 @@ def plot_results(docs: Sequence[dict[str, Any]], directory: str | Path) -> list[
         import matplotlib.pyplot as plt
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise RuntimeError(f"plotting needs matplotlib: {MATPLOTLIB_HINT}") from exc
+    docs = [upgrade(d) for d in docs]
     outdir = Path(directory)
     outdir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -256,25 +333,34 @@ def plot_results(docs: Sequence[dict[str, Any]], directory: str | Path) -> list[
                 if w["name"] != name or w["kind"] != "throughput":
                     continue
                 group = w["group"]
+                names = impls(d)
                 for v in w["variants"]:
-                    pts = sorted(
-                        (r["threads"], r["ops_per_sec"]["median"])
-                        for r in w["results"]
-                        if r["variant"] == v["name"]
-                    )
-                    if not pts:
-                        continue
-                    xs, ys = zip(*pts, strict=True)
-                    suffix = f" ({label})" if len(docs) > 1 else ""
-                    colour = colours.setdefault(v["name"], palette[len(colours) % len(palette)])
-                    ax.plot(
-                        xs,
-                        [y / 1e6 for y in ys],
-                        style,
-                        marker="o",
-                        color=colour,
-                        label=v["name"] + suffix,
-                    )
+                    for impl in names:
+                        pts = sorted(
+                            (r["threads"], r["ops_per_sec"]["median"])
+                            for r in w["results"]
+                            if r["variant"] == v["name"] and r.get("impl", "pure") == impl
+                        )
+                        if not pts:
+                            continue
+                        xs, ys = zip(*pts, strict=True)
+                        # A colour per variant and implementation; the pure
+                        # Python line is drawn thinner with square markers.
+                        tags = [impl_label(impl)] if len(names) > 1 else []
+                        if len(docs) > 1:
+                            tags.append(label)
+                        suffix = f" ({', '.join(tags)})" if tags else ""
+                        key = f"{v['name']}/{impl}"
+                        colour = colours.setdefault(key, palette[len(colours) % len(palette)])
+                        ax.plot(
+                            xs,
+                            [y / 1e6 for y in ys],
+                            style,
+                            marker="o" if impl == "native" else "s",
+                            linewidth=1.5 if impl == "native" else 1.0,
+                            color=colour,
+                            label=v["name"] + suffix,
+                        )
         ax.set_title(f"{group}: {name}")
         ax.set_xlabel("threads")
         ax.set_xticks(
