@@ -7,11 +7,15 @@ measured against the same code.  Each factory returns a
 
 from __future__ import annotations
 
+import importlib
+import importlib.metadata
 import importlib.util
 import itertools
 import random
+import sys
 import threading
 from collections.abc import Callable, Hashable, Sequence
+from types import ModuleType
 from typing import Any
 
 from .._internal.dist import install_hint
@@ -22,12 +26,14 @@ __all__ = [
     "LockedCounter",
     "baseline_note",
     "count_ops",
+    "dist_version",
     "dict_lock_rmw_tuned",
     "dict_lock_rmw_usual",
     "itertools_count",
     "key_streams",
     "locked_counter",
     "op_streams",
+    "optional_module",
     "zipf_keys",
 ]
 
@@ -49,6 +55,35 @@ def baseline_note(baseline: str) -> str | None:
         f"baseline {baseline} replaces {preferred}: {module} is not installed, "
         f"so ratios differ from the docs; {install_hint('bench')} installs it"
     )
+
+
+def optional_module(name: str) -> ModuleType | None:
+    """Import an optional comparison library, or None when it is missing or
+    broken on this interpreter.  Importing a C extension that does not declare
+    free-threading support turns the GIL back on (unless ``PYTHON_GIL=0``):
+    say so on stderr; the result file records the GIL state after imports."""
+    from .._runtime import gil_enabled
+
+    before = gil_enabled()
+    try:
+        mod = importlib.import_module(name)
+    except Exception:  # not installed, or broken on this interpreter
+        return None
+    if gil_enabled() and not before:
+        print(
+            f"conctools bench: importing {name} re-enabled the GIL; set PYTHON_GIL=0 to keep "
+            "it off",
+            file=sys.stderr,
+        )
+    return mod
+
+
+def dist_version(name: str) -> str:
+    """The installed version of a distribution, or "" when unknown."""
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
 
 
 STREAM = 4096  # keys per thread stream (a power of two: index with & mask)
@@ -141,7 +176,7 @@ def locked_counter(name: str = "Lock+int") -> Variant:
 
         return _counter_trial(threads, mk)
 
-    return Variant(name, make, note="int guarded by threading.Lock in a small class")
+    return Variant(name, make, note="int guarded by threading.Lock in a small class", external=True)
 
 
 def itertools_count(name: str = "itertools.count") -> Variant:
@@ -154,7 +189,12 @@ def itertools_count(name: str = "itertools.count") -> Variant:
         # builds: no exactness check, it is a speed reference only.
         return _counter_trial(threads, mk, exact=False)
 
-    return Variant(name, make, note="next() on a shared itertools.count (no exactness promise)")
+    return Variant(
+        name,
+        make,
+        note="next() on a shared itertools.count (no exactness promise)",
+        external=True,
+    )
 
 
 def _dict_trial(
@@ -194,6 +234,7 @@ def dict_lock_rmw_usual(nkeys: int = 1024, name: str = "dict+Lock (d.get)") -> V
         name,
         lambda t: _dict_trial(t, nkeys, body_for, prefill=False),
         note="with lock: d[k] = d.get(k, 0) + 1",
+        external=True,
     )
 
 
@@ -216,4 +257,5 @@ def dict_lock_rmw_tuned(nkeys: int = 1024, name: str = "dict+Lock (tuned)") -> V
         name,
         lambda t: _dict_trial(t, nkeys, body_for, prefill=True),
         note="keys pre-filled; with lock: d[k] = d[k] + 1",
+        external=True,
     )

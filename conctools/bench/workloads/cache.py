@@ -31,7 +31,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
-from conctools.bench.baselines import key_streams, zipf_keys
+from conctools.bench.baselines import dist_version, key_streams, optional_module, zipf_keys
 from conctools.bench.harness import Body, MetricWorkload, Trial, Variant, Workload
 from conctools.cache import ConcurrentCache
 from conctools.cache.core import PolicyName
@@ -41,6 +41,9 @@ try:  # optional: a benchmark dependency, never a runtime one
     import cachetools
 except ImportError:  # pragma: no cover - depends on the environment
     cachetools = None
+# Optional comparison caches (Rust cores): the GetPut workloads show them when installed.
+moka_py = optional_module("moka_py")
+theine = optional_module("theine")
 
 __all__ = [
     "WORKLOADS",
@@ -100,6 +103,37 @@ class LockedCachetools:
     def put(self, key: Hashable, value: Any) -> None:
         with self._lock:
             self._c[key] = value
+
+    def __len__(self) -> int:
+        return len(self._c)
+
+
+class MokaCache:
+    """moka-py's ``Moka`` (Rust, Caffeine's design; thread-safe itself): its
+    own ``get``/``set`` are the bodies' calls, with no wrapper in between."""
+
+    def __init__(self, maxsize: int) -> None:
+        assert moka_py is not None
+        self._m = moka_py.Moka(maxsize)
+        self.get = self._m.get
+        self.put = self._m.set
+
+    def __len__(self) -> int:
+        pending = getattr(self._m, "run_pending_tasks", None)  # moka-py >= 0.4
+        if pending is not None:
+            pending()  # moka counts entries asynchronously
+        return int(self._m.count())
+
+
+class TheineCache:
+    """theine's ``Cache`` (W-TinyLFU on a Rust core, its own lock): its own
+    ``get`` (returning ``(value, found)``) and ``set`` are the bodies' calls."""
+
+    def __init__(self, maxsize: int) -> None:
+        assert theine is not None
+        self._c = theine.Cache(maxsize)
+        self.get = self._c.get
+        self.put = self._c.set
 
     def __len__(self) -> int:
         return len(self._c)
@@ -274,6 +308,10 @@ def _make_cache(kind: str, maxsize: int) -> Any:
         return ConcurrentCache(maxsize, policy="tinylfu")
     if kind == "cachetools":
         return LockedCachetools(cachetools.LRUCache(maxsize=maxsize))
+    if kind == "moka":
+        return MokaCache(maxsize)
+    if kind == "theine":
+        return TheineCache(maxsize)
     return OrderedDictLRU(maxsize)
 
 
@@ -326,7 +364,7 @@ def _getput_variant(name: str, kind: str, write_every: int | None, read_only: bo
 
         return Trial([body_for(s) for s in streams], verify)
 
-    return Variant(name, make, note=_NOTES[kind])
+    return Variant(name, make, note=_NOTES[kind], external=kind not in ("lru", "tinylfu"))
 
 
 def _get_or_put_variant(name: str, kind: str) -> Variant:
@@ -361,14 +399,23 @@ _NOTES = {
     "tinylfu": "ConcurrentCache(policy='tinylfu')",
     "cachetools": "cachetools.LRUCache, every call under one threading.Lock",
     "odict": "OrderedDict LRU, every call under one threading.Lock",
+    "moka": f"moka_py.Moka {dist_version('moka-py')} (Rust): get / set",
+    "theine": f"theine.Cache {dist_version('theine')} (Rust core, W-TinyLFU): get / set",
 }
 _NAMES = {
     "lru": "ConcurrentCache lru",
     "tinylfu": "ConcurrentCache tinylfu",
     "cachetools": "cachetools LRU+Lock",
     "odict": "OrderedDict LRU+Lock",
+    "moka": "moka-py",
+    "theine": "theine",
 }
-_KINDS = ("lru", "tinylfu", "cachetools", "odict") if cachetools else ("lru", "tinylfu", "odict")
+_KINDS: tuple[str, ...] = (
+    ("lru", "tinylfu", "cachetools", "odict") if cachetools else ("lru", "tinylfu", "odict")
+)
+# Optional peers, in the GetPut workloads only (skipped when not installed).
+_PEERS = tuple(k for k, mod in (("moka", moka_py), ("theine", theine)) if mod is not None)
+_KINDS += _PEERS
 _BASELINE = _NAMES["cachetools" if cachetools else "odict"]
 
 
@@ -447,13 +494,13 @@ WORKLOADS: list[Workload | MetricWorkload] = [
         "cache_getput_75_25",
         f"GetPut 75% get / 25% put, Zipf(1.0), {NKEYS} keys all cached",
         lambda n, k: _getput_variant(n, k, 4, False),
-        kinds=("lru", "cachetools", "odict"),
+        kinds=("lru", "cachetools", "odict", *_PEERS),
     ),
     _wl(
         "cache_getput_write",
         f"GetPut write-only: put of Zipf(1.0) keys, {NKEYS} keys all cached",
         lambda n, k: _getput_variant(n, k, 1, False),
-        kinds=("lru", "cachetools", "odict"),
+        kinds=("lru", "cachetools", "odict", *_PEERS),
     ),
     _wl(
         "cache_get_or_put",

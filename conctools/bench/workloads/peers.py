@@ -56,12 +56,14 @@ def _counter_variant(
     get_inc: Callable[[Any], Callable[[], Any]],
     read: Callable[[Any], int],
     note: str,
+    *,
+    external: bool = True,
 ) -> Variant:
     def make(threads: int) -> Trial:
         obj = factory()
         return _shared_trial(threads, obj, get_inc, lambda: read(obj))
 
-    return Variant(name, make, note=note)
+    return Variant(name, make, note=note, external=external)
 
 
 def _counter_variants() -> tuple[Variant, ...]:
@@ -73,6 +75,7 @@ def _counter_variants() -> tuple[Variant, ...]:
             lambda c: c.handle().increment,
             lambda c: c.value(),
             "h = c.handle() per thread; h.increment()",
+            external=False,
         ),
     ]
     if ft_conc is not None:
@@ -141,7 +144,7 @@ def _dict_peer(
         bodies = [body_for(d, ks, ops) for ks, ops in zip(streams, opss, strict=True)]
         return Trial(bodies, verify)
 
-    return Variant(name, make, note=note)
+    return Variant(name, make, note=note, external=True)
 
 
 def _ft_utils_dict() -> Variant:
@@ -215,7 +218,12 @@ def _cereggii_dict() -> Variant:
 
 def _dict_variants() -> tuple[Variant, ...]:
     out = [
-        Variant("dict+Lock (tuned)", _counter_mix("tuned"), note="one Lock; d[k] = d[k] + 1"),
+        Variant(
+            "dict+Lock (tuned)",
+            _counter_mix("tuned"),
+            note="one Lock; d[k] = d[k] + 1",
+            external=True,
+        ),
         Variant(
             "conctools ShardedDict.handle()",
             _counter_mix("handle"),
@@ -237,12 +245,16 @@ def _queue_variants() -> tuple[Variant, ...]:
 
     from ...queue import ConcurrentQueue
 
-    def v(name: str, factory: Callable[[], Any], note: str, **kw: str) -> Variant:
-        return Variant(name, lambda t: _per_item_trial(t, factory(), **kw), note=note)
+    def v(
+        name: str, factory: Callable[[], Any], note: str, external: bool = True, **kw: str
+    ) -> Variant:
+        return Variant(
+            name, lambda t: _per_item_trial(t, factory(), **kw), note=note, external=external
+        )
 
     out = [
         v("queue.Queue", queue.Queue, "stdlib"),
-        v("conctools ConcurrentQueue", ConcurrentQueue, "put/get"),
+        v("conctools ConcurrentQueue", ConcurrentQueue, "put/get", external=False),
     ]
     if ft_conc is not None:
         out.append(
