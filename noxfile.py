@@ -349,15 +349,25 @@ def bench(session: nox.Session) -> None:
         )
 
 
-PEERS = ["ft_utils", "threadfactory", "cmake", "cereggii"]
+# Peers installed on the free-threaded build (cmake first: cereggii builds from
+# source with it, found through the venv's bin on PATH).
+PEERS = ["cmake", "ft_utils", "threadfactory", "cereggii"]
+# Optional cache peers, on both builds; --prefer-binary takes an older release
+# with a wheel for the interpreter over a newer sdist that needs Rust and the
+# network (moka-py on 3.13t).
+CACHE_PEERS = ["moka-py", "theine"]
 
 
 @nox.session(python=False)
 def bench_results(session: nox.Session) -> None:
     """Full reference benchmarks on both builds, written to benchmarks/results/,
-    with the side-by-side table and the charts the docs show.  Peers (ft_utils,
-    cereggii, threadfactory) are installed on the free-threaded build when the
-    registry has them; a failed install only drops them from the tables."""
+    with the side-by-side table and the charts the docs show.  Each build
+    measures both implementations of conctools (the C accelerator and
+    CONCTOOLS_PURE_PYTHON=1), each in its own process.  Peers (ft_utils,
+    cereggii, threadfactory) are installed on the free-threaded build, the
+    cache peers (moka-py, theine) on both, when the registry has them; a
+    failed install only drops them from the tables.  About 20 minutes on 2
+    cores; pass bench options after --, e.g. -- --only cache."""
     paths = _provision(session)
     out = ROOT / "benchmarks" / "results"
     files = []
@@ -366,19 +376,23 @@ def bench_results(session: nox.Session) -> None:
         ("freethreaded", paths["freethreaded"], {"PYTHON_GIL": "0"}),
     ):
         py = _venv(session, exe, f"bench-{label}", ["cachetools>=5"])
-        if label == "freethreaded":
-            for peer in PEERS:
-                session.run(
-                    py,
-                    "-m",
-                    "pip",
-                    "install",
-                    "-q",
-                    peer,
-                    external=True,
-                    env=env,
-                    success_codes=[0, 1, 2],
-                )
+        bindir = str(Path(py).parent)
+        install_env = {**env, "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
+        for peer in [*(PEERS if label == "freethreaded" else []), *CACHE_PEERS]:
+            session.run(
+                py,
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                "--disable-pip-version-check",
+                "--prefer-binary",
+                peer,
+                external=True,
+                env=install_env,
+                success_codes=[0, 1, 2],
+            )
+        session.run(py, "-m", "conctools", "info", external=True, env=env)
         info = _probe(exe)
         assert info is not None
         target = out / f"cpython-{info['v']}-{label}.json"

@@ -4,7 +4,8 @@ The docs never run benchmarks: they read ``benchmarks/results/*.json`` (written
 by ``nox -s bench_results``) and the PNG charts in ``docs/_static/bench/``.
 
 * ``.. bench-table:: WORKLOAD`` - ops/s and ratio to baseline per variant and
-  thread count, one column group per committed result file (GIL, no-GIL).
+  thread count, one table per committed result file (GIL, no-GIL), a column
+  group per implementation of conctools (native, pure Python) and their ratio.
 * ``.. bench-metric:: WORKLOAD`` - the rows of a metric workload (hit rates).
 * ``.. bench-plot:: WORKLOAD`` - the chart, when it exists.
 * ``.. bench-runtime::`` - which interpreters and machine produced the data.
@@ -23,7 +24,8 @@ from docutils.statemachine import StringList
 from sphinx.application import Sphinx
 from sphinx.util.docutils import SphinxDirective
 
-from conctools.bench.report import human
+from conctools.bench.report import human, impl_label, impls, rows_by_key, variant_thread_keys
+from conctools.bench.runner import upgrade
 
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -121,7 +123,7 @@ def load_results() -> list[dict[str, Any]]:
     docs = []
     for p in sorted(RESULTS.glob("*.json")):
         with open(p, encoding="utf-8") as fh:
-            docs.append(json.load(fh))
+            docs.append(upgrade(json.load(fh)))
     # GIL build first, then free-threaded
     docs.sort(key=lambda d: (not d["runtime"]["gil_enabled"], d["runtime"]["python_version"]))
     return docs
@@ -181,6 +183,19 @@ class _Base(SphinxDirective):
         return [para]
 
 
+def _settings(doc: dict[str, Any], impl: str | None = None) -> dict[str, Any]:
+    for i in doc.get("implementations", []):
+        if impl is None or i["name"] == impl:
+            found: dict[str, Any] = i.get("settings") or doc["settings"]
+            return found
+    settings: dict[str, Any] = doc["settings"]
+    return settings
+
+
+def _ratio(x: float | None) -> str:
+    return f"{x:.2f}" if x is not None else "-"
+
+
 class BenchTable(_Base):
     required_arguments = 1
     option_spec: ClassVar[dict[str, Any]] = {"variants": directives.unchanged}
@@ -195,42 +210,49 @@ class BenchTable(_Base):
             wanted = [v.strip() for v in self.options["variants"].split(",")]
         first = find(docs[0], name)
         assert first is not None
-        header = ["variant", "threads"]
-        for d in docs:
-            header += [f"{label(d)} {first['unit']}/s", f"x baseline ({label(d)})"]
-        keys: list[tuple[str, int]] = []
-        for d in docs:
-            w = find(d, name)
-            assert w is not None
-            for r in w["results"]:
-                k = (r["variant"], r["threads"])
-                if k not in keys and (wanted is None or r["variant"] in wanted):
-                    keys.append(k)
-        rows = []
-        for variant, threads in keys:
-            row = [variant + (" (baseline)" if variant == first["baseline"] else ""), str(threads)]
-            for d in docs:
-                w = find(d, name)
-                assert w is not None
-                key = (variant, threads)
-                hit = [r for r in w["results"] if (r["variant"], r["threads"]) == key]
-                if hit:
-                    r = hit[0]
-                    row += [
-                        human(r["ops_per_sec"]["median"]),
-                        f"{r['ratio_to_baseline']['median']:.2f}",
-                    ]
-                else:
-                    row += ["-", "-"]
-            rows.append(row)
+        reps = sorted({_settings(d)["repeat"] for d in docs})
         lines = [
             f"*{first['description']}* (baseline: {first['baseline']}; medians of "
-            f"{docs[0]['settings']['repeat']} paired repetitions)",
+            f"{'/'.join(map(str, reps))} paired repetitions)",
             "",
         ]
         if first.get("threads_note"):
             lines += [f"Threads: {first['threads_note']}.", ""]
-        return self.render(lines + list_table(header, rows))
+        for d in docs:
+            w = find(d, name)
+            assert w is not None
+            names = [n for n in impls(d) if any(r.get("impl") == n for r in w["results"])]
+            both = {"native", "pure"} <= set(names)
+            header = ["variant", "threads"]
+            for n in names:
+                header += [f"{impl_label(n)} {w['unit']}/s", "x baseline"]
+            if both:
+                header.append("native / pure")
+            rows_of = rows_by_key(w)
+            rows = []
+            for variant, threads in variant_thread_keys(w):
+                if wanted is not None and variant not in wanted:
+                    continue
+                row = [
+                    variant + (" (baseline)" if variant == w["baseline"] else ""),
+                    str(threads),
+                ]
+                for n in names:
+                    r = rows_of.get((n, variant, threads))
+                    if r is None:
+                        row += ["-", "-"]
+                    else:
+                        row += [
+                            human(r["ops_per_sec"]["median"]),
+                            f"{r['ratio_to_baseline']['median']:.2f}",
+                        ]
+                if both:
+                    nat = rows_of.get(("native", variant, threads))
+                    row.append(_ratio(nat.get("native_over_pure") if nat else None))
+                rows.append(row)
+            lines += [f"**{label(d)}**", ""]
+            lines += list_table(header, rows)
+        return self.render(lines)
 
 
 class BenchMetric(_Base):
@@ -248,9 +270,10 @@ class BenchMetric(_Base):
             return self.missing(name)
         header = list(rows[0].keys())
         body = [[_cell(r.get(h)) for h in header] for r in rows]
+        impl = impl_label(w.get("impl", "pure"))
         lines = [
-            f"*{w['description']}* (measured on {label(docs[0])}; deterministic, the same on "
-            "every build)",
+            f"*{w['description']}* (measured on {label(docs[0])}, {impl}; deterministic, the "
+            "same on every build and implementation)",
             "",
         ]
         return self.render(lines + list_table(header, body))
@@ -286,6 +309,13 @@ class BenchRuntime(_Base):
         rows = []
         for d in docs:
             rt = d["runtime"]
+            runs = []
+            for i in d.get("implementations", []):
+                st = i.get("settings") or d["settings"]
+                runs.append(
+                    f"{impl_label(i['name'])}: {st['repeat']} repetitions at "
+                    f"{'/'.join(map(str, st['threads']))} threads"
+                )
             rows.append(
                 [
                     label(d),
@@ -293,26 +323,38 @@ class BenchRuntime(_Base):
                     str(rt["cpu_count"]),
                     d["machine"],
                     d["created"],
-                    str(d["settings"]["repeat"]),
+                    "; ".join(runs),
                     f"{d['elapsed_seconds']:.0f} s",
                 ]
             )
         return self.render(
             list_table(
-                ["interpreter", "state", "cores", "machine", "measured", "repetitions", "run time"],
+                [
+                    "interpreter",
+                    "state",
+                    "cores",
+                    "machine",
+                    "measured",
+                    "implementations",
+                    "run time",
+                ],
                 rows,
             )
         )
 
 
-def _guide_ratio(w: dict[str, Any], variant: str, against: str | None, n: int) -> str:
+def _guide_ratio(
+    w: dict[str, Any], variant: str, against: str | None, n: int, impl: str = "pure"
+) -> str:
+    rows = rows_by_key(w)
+
     def median_of(name: str) -> float | None:
-        hit = [r for r in w["results"] if r["variant"] == name and r["threads"] == n]
-        return hit[0]["ops_per_sec"]["median"] if hit else None
+        hit = rows.get((impl, name, n))
+        return hit["ops_per_sec"]["median"] if hit else None
 
     if against is None:
-        hit = [r for r in w["results"] if r["variant"] == variant and r["threads"] == n]
-        return f"{hit[0]['ratio_to_baseline']['median']:.2f}" if hit else "-"
+        hit = rows.get((impl, variant, n))
+        return f"{hit['ratio_to_baseline']['median']:.2f}" if hit else "-"
     a, b = median_of(variant), median_of(against)
     return f"{a / b:.2f}" if a and b else "-"
 
@@ -325,6 +367,7 @@ class BenchGuide(_Base):
         header = ["access pattern", "use"]
         for d in docs:
             header.append(f"x baseline at 1/2/4 threads, {label(d)}")
+        several = any(len(impls(d)) > 1 for d in docs)
         rows = []
         for entry in GUIDE:
             pattern, workload, variant, use = entry[:4]
@@ -335,13 +378,21 @@ class BenchGuide(_Base):
                 if w is None:
                     row.append("-")
                     continue
-                cells = []
-                for n in (1, 2, 4):
-                    cells.append(_guide_ratio(w, variant, against, n))
+                parts = []
+                for impl in impls(d):
+                    cells = [_guide_ratio(w, variant, against, n, impl) for n in (1, 2, 4)]
+                    while len(cells) > 1 and cells[-1] == "-":
+                        cells.pop()  # thread counts this implementation did not run
+                    if set(cells) == {"-"}:
+                        continue
+                    tag = f"{impl_label(impl)} " if several else ""
+                    parts.append(tag + " / ".join(cells))
                 # The build is named in the cell too: on narrow screens the
                 # table is shown as one card per row, without its header.
                 tag = "no GIL" if not d["runtime"]["gil_enabled"] else "GIL"
-                row.append(f"**{tag}:** " + " / ".join(cells) + f" vs {against or w['baseline']}")
+                row.append(
+                    f"**{tag}:** " + ("; ".join(parts) or "-") + f" vs {against or w['baseline']}"
+                )
             rows.append(row)
         return self.render(list_table(header, rows, css_class="bench-guide"))
 
@@ -359,47 +410,47 @@ class BenchOverhead(_Base):
         ]
         if not gil or not ft:
             return self.missing("both builds")
+        common = [i for i in impls(gil[0]) if i in impls(ft[0])]
+        if not common:
+            return self.missing("one implementation measured on both builds")
+
+        def one_thread(w: dict[str, Any], impl: str) -> dict[str, float]:
+            return {
+                r["variant"]: r["ops_per_sec"]["median"]
+                for r in w["results"]
+                if r["threads"] == 1 and r.get("impl") == impl
+            }
+
+        def summary(name: str, ratios: list[float]) -> list[str]:
+            ratios = sorted(ratios)
+            return [
+                name,
+                str(len(ratios)),
+                f"{ratios[0]:.2f}",
+                f"{ratios[len(ratios) // 2]:.2f}",
+                f"{ratios[-1]:.2f}",
+            ]
+
         rows = []
-        ratios_all: list[float] = []
+        ratios_all: dict[str, list[float]] = {i: [] for i in common}
         for wg in gil[0]["workloads"]:
             wf = find(ft[0], wg["name"])
             if wf is None or wg["kind"] != "throughput":
                 continue
-            one_g = {
-                r["variant"]: r["ops_per_sec"]["median"] for r in wg["results"] if r["threads"] == 1
-            }
-            one_f = {
-                r["variant"]: r["ops_per_sec"]["median"] for r in wf["results"] if r["threads"] == 1
-            }
-            ratios = sorted(one_f[v] / one_g[v] for v in one_g if v in one_f and one_g[v])
-            if not ratios:
-                continue
-            ratios_all += ratios
-            mid = ratios[len(ratios) // 2]
-            rows.append(
-                [
-                    f"{wg['group']} / {wg['name']}",
-                    str(len(ratios)),
-                    f"{ratios[0]:.2f}",
-                    f"{mid:.2f}",
-                    f"{ratios[-1]:.2f}",
-                ]
-            )
-        ratios_all.sort()
-        if ratios_all:
-            rows.append(
-                [
-                    "**all workloads**",
-                    str(len(ratios_all)),
-                    f"{ratios_all[0]:.2f}",
-                    f"{ratios_all[len(ratios_all) // 2]:.2f}",
-                    f"{ratios_all[-1]:.2f}",
-                ]
-            )
+            for impl in common:
+                one_g, one_f = one_thread(wg, impl), one_thread(wf, impl)
+                ratios = [one_f[v] / one_g[v] for v in one_g if v in one_f and one_g[v]]
+                ratios_all[impl] += ratios
+                if ratios and impl == common[0]:
+                    rows.append(summary(f"{wg['group']} / {wg['name']}", ratios))
+        for impl in common:
+            if ratios_all[impl]:
+                rows.append(summary(f"**all workloads, {impl_label(impl)}**", ratios_all[impl]))
         header = ["workload", "variants", "min", "median", "max"]
         lines = [
             f"Single-thread throughput, {label(ft[0])} divided by {label(gil[0])} "
-            "(1.00 = same speed; below 1 the free-threaded build is slower):",
+            "(1.00 = same speed; below 1 the free-threaded build is slower); per workload "
+            f"with the {impl_label(common[0])} implementation of conctools:",
             "",
         ]
         return self.render(lines + list_table(header, rows))
