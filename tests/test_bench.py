@@ -380,3 +380,345 @@ def test_bench_extra_installs_the_baselines() -> None:
     ]["bench"]
     for _, module in SUBSTITUTE_BASELINES.values():
         assert any(req.startswith(module) for req in extras), module
+
+
+# --------------------------------------------------- two implementations, one report
+
+
+def _external_variant(name: str) -> Variant:
+    v = _counting_variant(name)
+    return Variant(v.name, v.make, note="a peer", external=True)
+
+
+def _impl_doc(monkeypatch: pytest.MonkeyPatch, impl: str, secondary: bool) -> dict[str, object]:
+    """A one-implementation document, as the run of ``impl`` writes it."""
+    from conctools.bench import runner
+
+    monkeypatch.setattr(
+        runner, "impl_info", lambda: {"name": impl, "reason": f"{impl} here", "native_types": []}
+    )
+    monkeypatch.setattr(runner, "active_impl", lambda: impl)
+    base = Variant("base", _counting_variant("base").make, external=True)
+    w = Workload(
+        "w", "g", "desc", "base", (base, _counting_variant("ours"), _external_variant("peer"))
+    )
+    m = MetricWorkload("m", "g", "metric", lambda quick: [{"name": impl, "rate": 0.5}])
+    return run_suite(
+        [w, m],
+        threads=[1] if secondary else [1, 2],
+        repeat=2,
+        target=0.002,
+        secondary=secondary,
+    )
+
+
+def test_merge_of_two_implementations(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conctools.bench.runner import merge
+
+    native = _impl_doc(monkeypatch, "native", secondary=False)
+    pure = _impl_doc(monkeypatch, "pure", secondary=True)
+    # The secondary run skips the metric workload and the peers, never the baseline.
+    assert [w["name"] for w in pure["workloads"]] == ["w"]  # type: ignore[index]
+    got = {(r["variant"], r["threads"]) for r in pure["workloads"][0]["results"]}  # type: ignore[index]
+    assert got == {("base", 1), ("ours", 1)}
+
+    doc = merge([native, pure])
+    assert doc["schema"] == 2
+    assert [i["name"] for i in doc["implementations"]] == ["native", "pure"]
+    assert doc["implementations"][1]["settings"]["threads"] == [1]
+    assert doc["elapsed_seconds"] == pytest.approx(
+        native["elapsed_seconds"] + pure["elapsed_seconds"],
+        abs=0.02,  # type: ignore[operator]
+    )
+    tw, mw = doc["workloads"]
+    assert mw["impl"] == "native" and mw["rows"] == [{"name": "native", "rate": 0.5}]
+    rows = {(r["impl"], r["variant"], r["threads"]): r for r in tw["results"]}
+    assert set(rows) == {
+        ("native", "base", 1),
+        ("native", "base", 2),
+        ("native", "ours", 1),
+        ("native", "ours", 2),
+        ("native", "peer", 1),
+        ("native", "peer", 2),
+        ("pure", "base", 1),
+        ("pure", "ours", 1),
+    }
+    assert set(tw["elapsed_seconds"]) == {"native", "pure"}
+    # native/pure: the ratio of the two runs' medians, where both measured the row.
+    nat, pur = rows[("native", "ours", 1)], rows[("pure", "ours", 1)]
+    assert nat["native_over_pure"] == pytest.approx(
+        nat["ops_per_sec"]["median"] / pur["ops_per_sec"]["median"]
+    )
+    assert "native_over_pure" not in rows[("native", "ours", 2)]
+    assert "native_over_pure" not in rows[("native", "peer", 1)]
+    assert "native_over_pure" not in pur
+    assert [v["external"] for v in tw["variants"]] == [True, False, True]
+    json.dumps(doc)
+
+    text = format_results(doc)
+    header = next(ln for ln in text.splitlines() if ln.startswith("variant"))
+    assert "native ops/s" in header and "pure Python ops/s" in header and "native/pure" in header
+    peer_line = next(ln for ln in text.splitlines() if ln.startswith("peer ") and " 1 " in ln)
+    assert " - " in peer_line  # not measured by the pure run
+    assert "pure Python: threads=1 repeat=2" in text
+    cmp = compare_tables(doc, doc)
+    cmp_header = next(ln.split() for ln in cmp.splitlines() if ln.startswith("variant"))
+    assert cmp_header[:3] == ["variant", "impl", "threads"]
+    assert any(ln.split()[:3] == ["ours", "pure", "Python"] for ln in cmp.splitlines() if ln)
+
+    with pytest.raises(ValueError, match="twice"):
+        merge([native, native])
+    with pytest.raises(ValueError):
+        merge([])
+
+
+def test_old_result_files_still_read() -> None:
+    """Schema 1 files (written before the accelerator) upgrade to pure Python rows,
+    and the committed results render and compare."""
+    from conctools.bench.cli import load_results
+    from conctools.bench.runner import upgrade
+
+    old = _doc({"base": 1e6, "ours": 2e6})
+    new = upgrade(old)
+    assert new["schema"] == 2 and [i["name"] for i in new["implementations"]] == ["pure"]
+    assert {r["impl"] for r in new["workloads"][0]["results"]} == {"pure"}
+    assert old["schema"] == 1  # the input is not modified
+    assert upgrade(new) is new
+    text = compare_tables(old, new)
+    cmp_header = next(ln.split() for ln in text.splitlines() if ln.startswith("variant"))
+    assert cmp_header[:2] == ["variant", "threads"]  # pure only: no implementation column
+    root = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+    files = sorted(root.glob("*.json"))
+    assert files
+    for p in files:
+        doc = load_results(str(p))
+        assert doc["schema"] == 2
+        assert "== " in format_results(doc)
+    assert "B/A" in compare_tables(load_results(str(files[0])), load_results(str(files[-1])))
+
+
+def test_format_problem_needs_impl_in_schema_2() -> None:
+    from conctools.bench.report import format_problem
+
+    doc = _doc({"base": 1e6})
+    assert format_problem(doc) is None
+    doc["schema"] = 2
+    assert "without implementation" in str(format_problem(doc))
+    assert "expected 1 or 2" in str(format_problem({"schema": 3}))
+
+
+def test_plan_gives_the_secondary_runs_fewer_threads() -> None:
+    import argparse
+
+    from conctools.bench.cli import PRIMARY_DEFAULTS, SECONDARY_DEFAULTS, add_arguments, plan
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    a, b = plan(p.parse_args([]), ["native", "pure"])
+    assert (a.impl, a.threads, a.repeat, a.target, a.secondary) == (
+        "native",
+        *PRIMARY_DEFAULTS,
+        False,
+    )
+    assert (b.impl, b.threads, b.repeat, b.target, b.secondary) == (
+        "pure",
+        *SECONDARY_DEFAULTS,
+        True,
+    )
+    (only,) = plan(p.parse_args(["--impl", "pure"]), ["pure"])
+    assert only.threads == PRIMARY_DEFAULTS[0] and not only.secondary
+    a, b = plan(
+        p.parse_args(["--threads", "3", "--repeat", "2", "--target", "0.5"]), ["native", "pure"]
+    )
+    assert a.threads == b.threads == (3,) and a.repeat == b.repeat == 2 and b.target == 0.5
+    quick = plan(p.parse_args(["--quick"]), ["native", "pure"])
+    assert quick[0].repeat == 3 and quick[1].threads == (1, 2)
+
+
+def test_missing_native_measures_pure_only(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import argparse
+
+    from conctools.bench import cli
+
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    monkeypatch.delenv("CONCTOOLS_PURE_PYTHON", raising=False)
+    monkeypatch.setattr(cli, "native_available", lambda: (False, "pure Python: not built (test)"))
+    assert cli.default_impls() == ["pure"]
+    with pytest.raises(cli.UsageError, match=r"--impl native: .*not built \(test\)"):
+        cli.run(p.parse_args(["--impl", "native,pure", "--only", "shared_counter"]))
+    # The default run measures pure Python alone and says why.
+    from conctools.bench import runner
+
+    monkeypatch.setattr(cli, "active_impl", lambda: "pure")
+    monkeypatch.setattr(runner, "active_impl", lambda: "pure")
+    monkeypatch.setattr(
+        runner, "impl_info", lambda: {"name": "pure", "reason": "r", "native_types": []}
+    )
+    w = Workload("w", "g", "d", "base", (_counting_variant("base"),))
+    monkeypatch.setattr(cli, "all_workloads", lambda: [w])
+    out = tmp_path / "r.json"
+    args = ["--threads", "1", "--repeat", "1", "--target", "0.001", "--json", str(out)]
+    assert cli.run(p.parse_args(args)) == 0
+    captured = capsys.readouterr()
+    assert "measuring pure Python only: pure Python: not built (test)" in captured.err
+    assert "native/pure" not in captured.out
+    doc = json.loads(out.read_text())
+    assert [i["name"] for i in doc["implementations"]] == ["pure"]
+    # Forced pure Python: pure alone by default, even with the accelerator built.
+    monkeypatch.setenv("CONCTOOLS_PURE_PYTHON", "1")
+    monkeypatch.setattr(cli, "native_available", lambda: (True, "built"))
+    assert cli.default_impls() == ["pure"]
+    monkeypatch.setenv("CONCTOOLS_PURE_PYTHON", "0")
+    assert cli.default_impls() == ["native", "pure"]
+
+
+def _native_built() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("conctools._native") is not None
+
+
+def test_cli_bad_impl() -> None:
+    _user_error(_cli("--impl", "fast", "--only", "shared_counter"), "--impl", "native, pure")
+    _user_error(_cli("--impl", "pure,pure", "--only", "shared_counter"), "--impl", "twice")
+    _user_error(_cli("--impl", "", "--only", "shared_counter"), "--impl")
+
+
+@pytest.mark.skipif(not _native_built(), reason="the C accelerator is not built")
+def test_cli_merges_native_and_pure_runs(tmp_path: Path) -> None:
+    out = tmp_path / "r.json"
+    common = ["--only", "shared_counter", "--threads", "1", "--repeat", "1", "--target", "0.002"]
+    r = _cli("--impl", "native,pure", *common, "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "native: baseline: shared_counter" in r.stderr
+    assert "pure: baseline: shared_counter" in r.stderr  # the child's progress
+    assert "native/pure" in r.stdout
+    doc = json.loads(out.read_text())
+    impls = doc["implementations"]
+    assert [i["name"] for i in impls] == ["native", "pure"]
+    assert "CONCTOOLS_PURE_PYTHON" in impls[1]["reason"]
+    (w,) = doc["workloads"]
+    got = {(r["impl"], r["variant"]) for r in w["results"]}
+    # Lock+int is the baseline (both runs); itertools.count runs no conctools code.
+    assert got == {("native", "Lock+int"), ("native", "itertools.count"), ("pure", "Lock+int")}
+    assert "native_over_pure" in next(r for r in w["results"] if r["impl"] == "native")
+    # A process forced to pure Python still runs the native implementation in a child.
+    env = {**__import__("os").environ, "CONCTOOLS_PURE_PYTHON": "1"}
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conctools",
+            "bench",
+            "--impl",
+            "native",
+            *common,
+            "--json",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert r.returncode == 0, r.stderr
+    assert [i["name"] for i in json.loads(out.read_text())["implementations"]] == ["native"]
+
+
+def test_worker_refuses_the_wrong_implementation(tmp_path: Path) -> None:
+    import os
+
+    env = {**os.environ, "CONCTOOLS_PURE_PYTHON": "1"}
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conctools",
+            "bench",
+            "--worker",
+            str(tmp_path / "w.json"),
+            "--impl",
+            "native",
+            "--only",
+            "shared_counter",
+            "--threads",
+            "1",
+            "--repeat",
+            "1",
+            "--target",
+            "0.001",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert r.returncode == 3 and "the native run runs pure" in r.stderr
+    assert not (tmp_path / "w.json").exists()
+
+
+def test_failed_child_run_is_reported(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from conctools.bench import cli
+
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    monkeypatch.setattr(cli, "native_available", lambda: (True, "built"))
+    monkeypatch.setattr(
+        cli.subprocess,
+        "run",
+        lambda *a, **k: subprocess.CompletedProcess(a, 7),
+    )
+    # Whichever implementation this process runs, the other one is a (failing) child.
+    other = "pure" if cli.active_impl() == "native" else "native"
+    assert cli.run(p.parse_args(["--impl", other, "--only", "shared_counter"])) == 1
+    assert f"the {other} run failed (exit status 7)" in capsys.readouterr().err
+
+
+def test_peers_missing_leaves_conctools_and_baselines(monkeypatch: pytest.MonkeyPatch) -> None:
+    from conctools.bench.workloads import peers
+
+    monkeypatch.setattr(peers, "ft_conc", None)
+    monkeypatch.setattr(peers, "cereggii", None)
+    monkeypatch.setattr(peers, "thread_factory", None)
+    counter = [v.name for v in peers._counter_variants()]
+    assert counter == ["Lock+int", "conctools StripedCounter handle"]
+    assert [v.name for v in peers._dict_variants()] == [
+        "dict+Lock (tuned)",
+        "conctools ShardedDict.handle()",
+    ]
+    assert [v.name for v in peers._queue_variants()] == ["queue.Queue", "conctools ConcurrentQueue"]
+    # conctools variants are measured by every implementation, the others once.
+    assert [v.external for v in peers._counter_variants()] == [True, False]
+
+
+def test_peer_present_in_one_build_only_renders() -> None:
+    """A peer installed on one build only: its cells in the other are '-'."""
+    a = _doc({"base": 1e6, "ours": 2e6})
+    b = _doc({"base": 1e6, "ours": 2e6, "ft_utils X": 3e6})
+    lines = [ln.split() for ln in compare_tables(a, b).splitlines() if ln.startswith("ft_utils")]
+    assert lines and lines[0][3] == "-"
+
+
+def test_cache_peers_when_installed() -> None:
+    from conctools.bench.workloads import cache
+
+    names = {
+        v.name: v for w in all_workloads() if w.name == "cache_getput_read" for v in w.variants
+    }  # type: ignore[union-attr]
+    for mod, name in ((cache.moka_py, "moka-py"), (cache.theine, "theine")):
+        if mod is None:
+            assert name not in names
+            continue
+        v = names[name]
+        assert v.external
+        r = run_trial(v.make(2), 200)  # verify checks every key is still cached
+        assert r.ops == 400

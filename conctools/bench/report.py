@@ -163,12 +163,13 @@ def _cell(v: Any) -> str:
 
 def format_results(doc: dict[str, Any]) -> str:
     doc = upgrade(doc)
-    parts = [
-        _header(doc),
-        "(* = baseline; x baseline = paired ratio to the baseline at the same thread count, "
-        "within one implementation's run; native/pure = ratio of the two runs' medians, "
-        "not paired)",
-    ]
+    legend = "(* = baseline; x baseline = paired ratio to the baseline at the same thread count"
+    if {"native", "pure"} <= set(impls(doc)):
+        legend += (
+            ", within one implementation's run; native/pure = ratio of the two runs' "
+            "medians, not paired"
+        )
+    parts = [_header(doc), legend + ")"]
     parts += [format_workload(w) for w in doc["workloads"]]
     return "\n\n".join(parts) + "\n"
 
