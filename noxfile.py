@@ -337,7 +337,8 @@ def package(session: nox.Session) -> None:
 
 @nox.session(python=False)
 def bench(session: nox.Session) -> None:
-    """The bench CLI in --quick mode on both builds (free-threaded with the GIL off)."""
+    """The bench CLI in --quick mode on both builds (free-threaded with the GIL off),
+    each measuring the native and the pure-Python implementation."""
     paths = _provision(session)
     for label, exe, env in (
         ("gil", paths["gil"], {}),

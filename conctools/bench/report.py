@@ -324,8 +324,11 @@ def plot_results(docs: Sequence[dict[str, Any]], directory: str | Path) -> list[
                 names.append(w["name"])
     for name in names:
         fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
-        palette = plt.get_cmap("tab10").colors
-        colours: dict[str, Any] = {}  # one colour per variant; line style tells the build
+        # tab20 comes in pairs of a dark and a light shade: one pair per variant,
+        # dark for native, light for pure Python; the line style tells the build.
+        cmap = plt.get_cmap("tab20")
+        palette = [cmap(i) for i in range(20)]
+        colours: dict[str, int] = {}
         group = ""
         for d in docs:
             label = _label(d)
@@ -345,14 +348,13 @@ def plot_results(docs: Sequence[dict[str, Any]], directory: str | Path) -> list[
                         if not pts:
                             continue
                         xs, ys = zip(*pts, strict=True)
-                        # A colour per variant and implementation; the pure
-                        # Python line is drawn thinner with square markers.
+                        # The pure Python line is thinner, with square markers.
                         tags = [impl_label(impl)] if len(names) > 1 else []
                         if len(docs) > 1:
                             tags.append(label)
                         suffix = f" ({', '.join(tags)})" if tags else ""
-                        key = f"{v['name']}/{impl}"
-                        colour = colours.setdefault(key, palette[len(colours) % len(palette)])
+                        pair = colours.setdefault(v["name"], len(colours) % 10)
+                        colour = palette[2 * pair + (impl != "native")]
                         ax.plot(
                             xs,
                             [y / 1e6 for y in ys],

@@ -78,11 +78,11 @@ def impl_info() -> dict[str, Any]:
     from .._internal import native
 
     mod = native.native_module()
-    types = sorted(n for n in dir(mod) if not n.startswith("__")) if mod is not None else []
+    names = sorted(dir(mod)) if mod is not None else []
     return {
         "name": active_impl(),
         "reason": native.REASON,
-        "native_types": [n for n in types if n != "ABI_VERSION"],
+        "native_types": [n for n in names if isinstance(getattr(mod, n), type)],
     }
 
 
