@@ -722,3 +722,30 @@ def test_cache_peers_when_installed() -> None:
         assert v.external
         r = run_trial(v.make(2), 200)  # verify checks every key is still cached
         assert r.ops == 400
+
+
+def test_plot_of_two_implementations(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    import matplotlib.axes
+
+    from conctools.bench.report import plot_results
+    from conctools.bench.runner import merge
+
+    doc = merge(
+        [
+            _impl_doc(monkeypatch, "native", secondary=False),
+            _impl_doc(monkeypatch, "pure", secondary=True),
+        ]
+    )
+    labels: list[str] = []
+    real_plot = matplotlib.axes.Axes.plot
+
+    def plot(self: object, *args: object, **kw: object) -> object:
+        labels.append(str(kw.get("label")))
+        return real_plot(self, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(matplotlib.axes.Axes, "plot", plot)
+    (path,) = plot_results([doc], tmp_path)
+    assert path.name == "w.png" and path.stat().st_size > 0
+    # The external baseline and peer once; ours for each implementation.
+    assert labels == ["base (native)", "ours (native)", "ours (pure Python)", "peer (native)"]

@@ -340,6 +340,8 @@ def plot_results(docs: Sequence[dict[str, Any]], directory: str | Path) -> list[
                 names = impls(d)
                 for v in w["variants"]:
                     for impl in names:
+                        if impl != names[0] and v.get("external"):
+                            continue  # runs no conctools code: one line is enough
                         pts = sorted(
                             (r["threads"], r["ops_per_sec"]["median"])
                             for r in w["results"]
