@@ -253,6 +253,9 @@ def compare_tables(a: dict[str, Any], b: dict[str, Any]) -> str:
             for r in (wb["results"] if wb else [])
         }
         keys = list(ia) + [k for k in ib if k not in ia]
+        first_seen = {v: i for i, v in reversed(list(enumerate(k[0] for k in keys)))}
+        order = {"native": 0, "pure": 1}
+        keys.sort(key=lambda k: (first_seen[k[0]], order.get(k[1], 2), k[2]))
         rows = []
         for key in keys:
             ra, rb = ia.get(key), ib.get(key)
