@@ -355,7 +355,8 @@ def bench(session: nox.Session) -> None:
 PEERS = ["cmake", "ft_utils", "threadfactory", "cereggii"]
 # Optional cache peers, on both builds; --prefer-binary takes an older release
 # with a wheel for the interpreter over a newer sdist that needs Rust and the
-# network (moka-py on 3.13t).
+# network (moka-py on 3.13t).  The other peers take their newest release, built
+# from source if need be (cereggii: cmake).
 CACHE_PEERS = ["moka-py", "theine"]
 
 
@@ -379,7 +380,9 @@ def bench_results(session: nox.Session) -> None:
         py = _venv(session, exe, f"bench-{label}", ["cachetools>=5"])
         bindir = str(Path(py).parent)
         install_env = {**env, "PATH": bindir + os.pathsep + os.environ.get("PATH", "")}
-        for peer in [*(PEERS if label == "freethreaded" else []), *CACHE_PEERS]:
+        peers = [(p, []) for p in (PEERS if label == "freethreaded" else [])]
+        peers += [(p, ["--prefer-binary"]) for p in CACHE_PEERS]
+        for peer, opts in peers:
             session.run(
                 py,
                 "-m",
@@ -387,7 +390,7 @@ def bench_results(session: nox.Session) -> None:
                 "install",
                 "-q",
                 "--disable-pip-version-check",
-                "--prefer-binary",
+                *opts,
                 peer,
                 external=True,
                 env=install_env,

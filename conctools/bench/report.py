@@ -326,7 +326,7 @@ def plot_results(docs: Sequence[dict[str, Any]], directory: str | Path) -> list[
             if w["kind"] == "throughput" and w["name"] not in names:
                 names.append(w["name"])
     for name in names:
-        fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=100)
+        fig, ax = plt.subplots(figsize=(9.6, 4.4), dpi=100)
         # tab20 comes in pairs of a dark and a light shade: one pair per variant,
         # dark for native, light for pure Python; the line style tells the build.
         cmap = plt.get_cmap("tab20")
@@ -384,7 +384,9 @@ def plot_results(docs: Sequence[dict[str, Any]], directory: str | Path) -> list[
         )
         ax.set_ylabel("M ops/s")
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
+        # Beside the axes: with two implementations and two builds the lines
+        # are many, and a legend inside would hide some.
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
         fig.tight_layout()
         path = outdir / f"{name}.png"
         fig.savefig(path)
