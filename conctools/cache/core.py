@@ -686,8 +686,10 @@ class ConcurrentCache(Generic[K, V]):
 
     # ----------------------------------------------------------------- expiry
 
-    def _deadline(self, node: _Node) -> float:
-        item = node.item
+    def _deadline(self, node: _Node, item: Any = None) -> float:
+        """The node's deadline as of ``item`` (default: its current item)."""
+        if item is None:
+            item = node.item
         wd: float = item[1]
         r = node.rdl
         if r is not None and r[0] is item:  # set by a read of this very item
@@ -701,27 +703,49 @@ class ConcurrentCache(Generic[K, V]):
             _, seq, node = heapq.heappop(heap)
             if node.dead:
                 continue
-            dl = self._deadline(node)
+            item = node.item
+            dl = self._deadline(node, item)
             if dl > now:  # refreshed by a write or a read since it was pushed
                 heapq.heappush(heap, (dl, seq, node))
                 continue
-            self._unlink(node, _EXPIRED)
+            if not self._unlink(node, _EXPIRED, item):  # renewed meanwhile: kept
+                heapq.heappush(heap, (self._deadline(node), seq, node))
+                continue
             self._expirations += 1
             self._note(node, RemovalCause.EXPIRED)
         if len(heap) > 2 * len(self._data) + 64:
             self._heap = [e for e in heap if not e[2].dead]
             heapq.heapify(self._heap)
 
-    def _unlink(self, node: _Node, why: int) -> None:
-        """Remove a node from the map and the policy (maintenance lock held)."""
+    def _unlink(self, node: _Node, why: int, judged: Any = None) -> bool:
+        """Remove a node from the map and the policy (maintenance lock held).
+
+        ``judged``: for an expiry, the item whose deadline was found past.  If
+        a lock-free put replaced it before the node was marked dead, the put
+        renewed the entry: it stays (``dead`` is reset; a put that saw the
+        transient mark finds its item in place) and False is returned."""
         # dead first, then the item it held: a lock-free put that wrote the
         # item and then saw the node alive is in ``popped`` (see put).
         node.dead = why
         node.popped = node.item
+        if judged is not None and node.popped is not judged:
+            node.dead = _LIVE
+            node.popped = None
+            return False
         key = node.key
         if _find(self._data, key) is node:
             del self._data[key]
             self._policy.remove(key)
+        return True
+
+    def _renewed(self, node: _Node) -> bool:
+        """A node removed as expired held a live item when it was marked dead (a
+        lock-free put renewed it after the check): it was live, removed
+        explicitly (lock held)."""
+        if self._clock() < self._deadline(node, node.popped):
+            node.dead = _GONE  # (a put that saw the mark must not put it back)
+            return True
+        return False
 
     def _is_live(self, node: _Node, now: float) -> bool:
         return now < self._deadline(node)
@@ -976,11 +1000,12 @@ class ConcurrentCache(Generic[K, V]):
         weight: int = 1,
     ) -> bool:
         node = _find(self._data, key)
-        if node is not None and self._timed and not self._is_live(node, self._clock()):
-            self._unlink(node, _EXPIRED)
-            self._expirations += 1
-            self._note(node, RemovalCause.EXPIRED)
-            node = None
+        if node is not None and self._timed:
+            item = node.item
+            if self._clock() >= self._deadline(node, item) and self._unlink(node, _EXPIRED, item):
+                self._expirations += 1
+                self._note(node, RemovalCause.EXPIRED)
+                node = None
         if self._maxweight is not None and weight > self._maxweight:
             return self._reject(key, value, load, stripe, node)
         if node is not None:
@@ -1006,7 +1031,17 @@ class ConcurrentCache(Generic[K, V]):
         # Order matters if an exception cuts this short: the policy learns of
         # the key first and the map loses victims before it gains the key, so
         # the map never exceeds maxsize and _repair can restore the rest.
-        self._evict(self._policy.insert(key, weight))
+        victims = self._policy.insert(key, weight)
+        if self._maxweight is not None and key in victims:
+            # W-TinyLFU refused the new entry itself (heavier than its window,
+            # it lost to the main region's victim): evicted on arrival.
+            victims.remove(key)
+            self._evict(victims)
+            self._evictions += 1
+            if self._listener is not None:
+                self._events.append((key, value, RemovalCause.SIZE))
+            return False
+        self._evict(victims)
         new = self._new_node(key, value, dur, weight)
         if load is None:
             self._data[key] = new
@@ -1069,6 +1104,8 @@ class ConcurrentCache(Generic[K, V]):
             if node is not None:
                 live = not self._timed or self._is_live(node, self._clock())
                 self._unlink(node, _GONE if live else _EXPIRED)
+                if not live and self._renewed(node):
+                    live = True
                 if not live:
                     self._expirations += 1
                 self._note(node, RemovalCause.EXPLICIT if live else RemovalCause.EXPIRED)
@@ -1432,6 +1469,8 @@ class ConcurrentCache(Generic[K, V]):
             if node is not None:
                 live = not self._timed or self._is_live(node, self._clock())
                 self._unlink(node, _GONE if live else _EXPIRED)
+                if not live and self._renewed(node):
+                    live = True
                 if live:  # what the node held when it was marked dead
                     value = node.popped[0] if self._timed else node.popped
                 else:
