@@ -10,12 +10,16 @@ import logging
 import math
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from conftest import stress_scale  # noqa: F401 - tests dir on sys.path
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from test_cache import TtlLruModel
 
 from conctools.cache import CacheStats, ConcurrentCache, RemovalCause, cached
 from conctools.cache import core as cache_core
@@ -847,3 +851,105 @@ def test_renewal_concurrency_test_can_fail(monkeypatch: pytest.MonkeyPatch) -> N
     )
     monkeypatch.setattr(cache_core.ConcurrentCache, "_renewed", lambda self, node: False)
     assert any(_renewals_lost() for _ in range(8))
+
+
+# ------------------------------------------------------------- stateful
+
+
+class PerEntryTtlModel(TtlLruModel):
+    """TtlLruModel plus puts with their own ttl (shorter or longer than the cache's)."""
+
+    @rule(k=st.integers(0, 5), v=st.integers(0, 9), ttl=st.sampled_from([1, 2, 6, math.inf]))
+    def put_ttl(self, k: int, v: int, ttl: float) -> None:
+        self._purge()
+        self.c.put(k, v, ttl=ttl)
+        self._write(k, v)
+        self.m[k][1] = self.clock.now + ttl
+
+
+class WeightedLruModel(RuleBasedStateMachine):
+    """maxweight with an LRU: exactly an LRU that evicts until the total weight
+    fits; a value heavier than the cache is rejected (and removes the key)."""
+
+    MAX = 10
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.events: list[tuple[int, int, str]] = []
+        self.c: ConcurrentCache[int, int] = ConcurrentCache(
+            maxweight=self.MAX,
+            weigher=lambda k, v: v,
+            on_evict=lambda k, v, cause: self.events.append((k, v, cause.value)),
+        )
+        self.m: OrderedDict[int, int] = OrderedDict()
+        self.expected: list[tuple[int, int, str]] = []
+        self.hits = self.misses = self.evictions = self.rejections = 0
+
+    def _write(self, k: int, v: int) -> None:
+        if v > self.MAX:
+            if k in self.m:
+                self.expected.append((k, self.m.pop(k), "replaced"))
+            self.expected.append((k, v, "size"))
+            self.rejections += 1
+            return
+        if k in self.m and self.m[k] != v:
+            self.expected.append((k, self.m[k], "replaced"))
+        self.m[k] = v
+        self.m.move_to_end(k)
+        while sum(self.m.values()) > self.MAX:
+            ok, ov = self.m.popitem(last=False)
+            self.expected.append((ok, ov, "size"))
+            self.evictions += 1
+
+    @rule(k=st.integers(0, 6), v=st.integers(0, 12))
+    def put(self, k: int, v: int) -> None:
+        self.c.put(k, v)
+        self._write(k, v)
+
+    @rule(k=st.integers(0, 6))
+    def get(self, k: int) -> None:
+        got = self.c.get(k)
+        if k in self.m:
+            assert got == self.m[k]
+            self.m.move_to_end(k)
+            self.hits += 1
+        else:
+            assert got is None
+            self.misses += 1
+
+    @rule(k=st.integers(0, 6), v=st.integers(0, 12))
+    def get_or_load(self, k: int, v: int) -> None:
+        got = self.c.get_or_load(k, lambda _k: v)
+        if k in self.m:
+            assert got == self.m[k]
+            self.m.move_to_end(k)
+            self.hits += 1
+        else:
+            assert got == v
+            self.misses += 1
+            self._write(k, v)
+
+    @rule(k=st.integers(0, 6))
+    def invalidate(self, k: int) -> None:
+        assert self.c.invalidate(k) == (k in self.m)
+        if k in self.m:
+            self.expected.append((k, self.m.pop(k), "explicit"))
+
+    @invariant()
+    def same_state(self) -> None:
+        s = self.c.stats()
+        assert (s.hits, s.misses, s.evictions, s.rejections) == (
+            self.hits,
+            self.misses,
+            self.evictions,
+            self.rejections,
+        )
+        assert self.c._policy.keys() == list(self.m)
+        assert self.c.weight == sum(self.m.values())
+        assert self.events == self.expected
+
+
+TestPerEntryTtlModel = PerEntryTtlModel.TestCase
+TestWeightedLruModel = WeightedLruModel.TestCase
+for _case in (TestPerEntryTtlModel, TestWeightedLruModel):
+    _case.settings = settings(max_examples=25, stateful_step_count=40, deadline=None)

@@ -1014,15 +1014,15 @@ class ConcurrentCache(Generic[K, V]):
             # appeared since put looked (or a locked put): update in place
             old = node.item
             self._rewrite(node, value, dur)
+            if self._listener is not None:
+                oldv = old[0] if self._timed else old
+                if oldv is not value:
+                    self._events.append((key, oldv, RemovalCause.REPLACED))
             if self._maxweight is not None:
                 node.weight = weight
                 self._evict(self._policy.reweigh(key, weight))
             else:
                 self._policy.access((key,))
-            if self._listener is not None:
-                oldv = old[0] if self._timed else old
-                if oldv is not value:
-                    self._events.append((key, oldv, RemovalCause.REPLACED))
             return True
         if load is not None and load.superseded:
             return False
