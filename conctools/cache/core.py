@@ -338,6 +338,7 @@ class ConcurrentCache(Generic[K, V]):
         "_locked_put",
         "_maxsize",
         "_maxweight",
+        "_on_read",
         "_policy",
         "_pt",
         "_refresh",
@@ -449,6 +450,7 @@ class ConcurrentCache(Generic[K, V]):
         self._locked_put = maxweight is not None or on_evict is not None
         self._ttl = ttl
         self._tta = expire_after_access
+        self._on_read = expire_after_access is not None or expiry is not None
         self._timed = (
             ttl is not None
             or expire_after_access is not None
@@ -790,27 +792,40 @@ class ConcurrentCache(Generic[K, V]):
         return node.item
 
     def _get_timed(self, key: K, default: Any = None) -> Any:
-        node = _find(self._data, key)
-        buf = self._rbuf()
-        if node is not None:
-            item = node.item
-            value, wd = item
-            r = node.rdl
-            if r is not None and r[0] is item:
-                wd = r[1]
-            now = self._clock()
-            if now < wd and now < node.adl:
-                if self._tta is not None:
-                    node.adl = now + self._tta
-                elif self._expiry is not None:
-                    self._read_expiry(node, item, wd, now)
-                buf.hits += 1
-                buf.append(key)
-                if len(buf) >= _DRAIN_AT:
-                    self._after_record(buf)
-                return value
+        # (get of a cache with expiry: the same inlined steps as get, plus the
+        # deadline check; no helper call on the hit path)
+        try:
+            buf: _Buffer = self._tls.value
+        except AttributeError:
+            buf = self._register()
+        try:
+            node = self._data[key]
+        except KeyError:
+            buf.misses += 1
+            return default
+        item = node.item
+        wd = item[1]
+        r = node.rdl
+        if r is not None and r[0] is item:  # a read under an expiry policy set it
+            wd = r[1]
+        now = self._clock()
+        if now < wd and now < node.adl:
+            if self._on_read:
+                self._read_hook(node, item, wd, now)
+            buf.hits += 1
+            buf.append(key)
+            if len(buf) > 63:  # _DRAIN_AT - 1
+                self._after_record(buf)
+            return item[0]
         buf.misses += 1
         return default
+
+    def _read_hook(self, node: _Node, item: Any, dl: float, now: float) -> None:
+        """A hit with ``expire_after_access`` or an expiry policy."""
+        if self._tta is not None:
+            node.adl = now + self._tta
+        else:
+            self._read_expiry(node, item, dl, now)
 
     def __getitem__(self, key: K) -> V:
         value: Any = self.get(key, MISSING)

@@ -510,7 +510,7 @@ WORKLOADS: list[Workload | MetricWorkload] = [
         baseline=_NAMES["lru"],
         variants=tuple(
             _getput_variant(_NAMES[k], k, None, True)
-            for k in ("lru", "lru-weighted", "tinylfu-weighted", "lru-ttl", "lru-expiry")
+            for k in ("lru", "lru-weighted", "tinylfu", "tinylfu-weighted", "lru-ttl", "lru-expiry")
         ),
         threads=(1, 2),
     ),
