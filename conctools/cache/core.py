@@ -252,13 +252,23 @@ class ConcurrentCache(Generic[K, V]):
     """A size-bounded thread-safe cache: LRU or W-TinyLFU, TTL, single-flight loading, stats.
 
     ``ConcurrentCache(maxsize=1024, *, ttl=None, policy="lru", stripes=None,
-    expire_after_access=None, clock=time.monotonic)``.  ``policy="lru"`` keeps the
+    expire_after_access=None, clock=time.monotonic, maxweight=None,
+    weigher=None, expiry=None, on_evict=None, refresh_after=None,
+    refresh_executor=None)``.  ``policy="lru"`` keeps the
     ``maxsize`` most recently used entries (an exact LRU in a single thread);
     ``policy="tinylfu"`` is W-TinyLFU, which admits a new entry into the main
     region only if it is used more often than the entry it would replace, so one-off
     scans do not flush the popular entries.  ``ttl`` expires an entry that many
     seconds after it was last written; ``expire_after_access`` expires one idle
-    for that long.  ``clock`` (seconds, monotonic) is injectable for tests.
+    for that long; ``put``/``get_or_load`` take a per-entry ``ttl=``, and
+    ``expiry`` (an :class:`Expiry`) computes lifetimes per entry.  ``clock``
+    (seconds, monotonic) is injectable for tests.  ``maxweight`` with
+    ``weigher(key, value) -> int`` bounds the total weight instead of the
+    count (a value heavier than ``maxweight`` is not admitted: counted in
+    ``rejections``).  ``on_evict(key, value, cause)`` is told of every
+    removal (a :class:`RemovalCause`).  ``refresh_after`` makes a stale hit of
+    ``get_or_load`` return the value and reload it once in the background
+    (a thread, or ``refresh_executor.submit``).
     ``stripes`` (rounded up to a power of two; default from the CPU count) is
     the number of locks that coordinate in-flight loads.  A ``MutableMapping``
     (``values``, ``pop``, ``popitem`` in eviction order, ``setdefault``,
@@ -272,8 +282,13 @@ class ConcurrentCache(Generic[K, V]):
     new key, removing one and applying the buffered accesses to the eviction
     order happen under one maintenance lock, taken by a reader only with a
     non-blocking try (as in Caffeine), so eviction always follows the global
-    recency/frequency order.  Loaders run under no lock.  The map never holds more
-    than ``maxsize`` entries, even transiently.  Keys' ``__hash__``/``__eq__``
+    recency/frequency order.  With a weigher or a listener, ``put`` of a present
+    key also takes the maintenance lock.  Loaders, weighers, expiry policies
+    and the listener run under no lock (the listener after the section that
+    removed the entry, in that thread or the next one that ends a section;
+    its exceptions are logged to ``conctools.cache``, never raised to the
+    caller).  The map never holds more than ``maxsize`` entries (total
+    weight: ``maxweight``), even transiently.  Keys' ``__hash__``/``__eq__``
     run under the maintenance lock (as they do inside a dict); they must not
     call back into the same cache.
 
@@ -292,7 +307,11 @@ class ConcurrentCache(Generic[K, V]):
     after it returns is (counters are per thread, only grow, and survive
     ``clear``, draining and thread exit).  ``pop`` and ``setdefault`` are
     atomic; ``update`` is one ``put`` after another.  ``len`` is the number
-    of entries, after removing expired ones.
+    of entries, after removing expired ones.  A ``put`` that renews an entry
+    while expiry removes it ends with the new value present.  Each removal is
+    reported to ``on_evict`` exactly once.  A refresh is single-flight per key
+    and replaces the value only if the entry was not written, removed or
+    expired meanwhile; a failed refresh keeps the old value (logged).
 
     **Iteration.** ``iter(c)``, ``keys()`` and ``items()`` return snapshots of
     the live entries taken under the maintenance lock; they do not count as
@@ -315,6 +334,8 @@ class ConcurrentCache(Generic[K, V]):
     ``invalidate``: O(1) amortised under the maintenance lock (plus the
     buffered accesses it applies: O(1) each; W-TinyLFU updates its sketch, four
     counters).  Expiry uses a lazy heap: O(log n) per expired or refreshed entry.
+    With a weigher or a listener, ``put`` of a present key is O(1) under the
+    maintenance lock; an expiry policy adds one call per hit and per write.
     ``len``: O(1) (with expiry: plus the entries that expired).  ``stats``,
     ``keys``, ``items``: O(threads + buffered records), plus O(n) for the
     snapshots.  Memory: the map, the
