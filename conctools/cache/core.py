@@ -38,6 +38,16 @@ class RemovalCause(str, enum.Enum):
     * ``EXPIRED``: its ``ttl``, idle time or expiry-policy lifetime ran out;
     * ``EXPLICIT``: ``invalidate``, ``del``, ``pop``, ``popitem``, ``clear``;
     * ``REPLACED``: a write (``put``, a refresh) replaced the value.
+
+    **Thread safety.** Immutable enum members: safe to share.
+
+    **Atomic operations.** None needed.
+
+    **Iteration.** ``list(RemovalCause)`` gives the four causes in the order above.
+
+    **Blocking and timeouts.** Nothing blocks.
+
+    **Complexity.** O(1).
     """
 
     SIZE = "size"
@@ -56,8 +66,25 @@ class Expiry(Protocol):
     expires (``0`` expires it at once), or ``None`` for "never expires".
     ``current_ttl`` is the entry's remaining lifetime in seconds (``None``: it
     had no expiry).  ``expire_after_update`` and ``expire_after_read`` may
-    return ``current_ttl`` to leave the lifetime unchanged.  The methods run in
-    the calling thread, under no lock; ``now`` is the cache's ``clock()``.
+    return ``current_ttl`` to leave the lifetime unchanged.  ``now`` is the
+    cache's ``clock()``.
+
+    **Thread safety.** The cache calls the methods from any thread that
+    writes or reads, concurrently: an implementation must be thread-safe
+    (a stateless one is).
+
+    **Atomic operations.** Each method is called in the calling thread under
+    no lock, before the cache changes anything: an exception or a bad result
+    (negative or NaN: ``ValueError``; not a number: ``TypeError``) reaches
+    that caller and the cache is unchanged.  If a ``put`` finds the key absent
+    and another thread inserts it first, the creation lifetime is used.
+
+    **Iteration.** Not applicable.
+
+    **Blocking and timeouts.** Whatever the implementation does delays only
+    its caller; no lock of the cache is held meanwhile.
+
+    **Complexity.** One call per write (create or update) and per hit (read).
     """
 
     def expire_after_create(self, key: Any, value: Any, now: float) -> float | None:
