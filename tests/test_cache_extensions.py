@@ -700,7 +700,7 @@ def test_cached_refresh_after() -> None:
     deadline = time.monotonic() + 5
     while f(1) == 11 and time.monotonic() < deadline:
         time.sleep(0.001)
-    assert f(1) == 12
+    assert f(1) >= 12  # (a slow machine may have refreshed again since)
     with pytest.raises(ValueError):
         cached(refresh_after=0)
 
