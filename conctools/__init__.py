@@ -9,7 +9,7 @@ from __future__ import annotations
 from ._internal.sentinel import MISSING
 from ._runtime import RuntimeInfo, free_threaded_build, gil_enabled, runtime_info
 from .atomic import AtomicBool, AtomicFloat, AtomicInt, AtomicRef
-from .cache import CacheInfo, CacheStats, ConcurrentCache, cached
+from .cache import CacheInfo, CacheStats, ConcurrentCache, Expiry, RemovalCause, cached
 from .counters import (
     ConcurrentCounter,
     ConcurrentCounterHandle,
@@ -46,8 +46,10 @@ __all__ = [
     "ConcurrentLifoQueue",
     "ConcurrentPriorityQueue",
     "ConcurrentQueue",
+    "Expiry",
     "PartialPut",
     "QueueClosed",
+    "RemovalCause",
     "RWLock",
     "RWLockPolicy",
     "ReadLock",

@@ -78,3 +78,21 @@ class CacheMachine(ConcurrentStateMachine):
 
 
 TestConcurrentCacheStateful = as_test(CacheMachine)
+
+
+class WeightedExpiringCacheMachine(CacheMachine):
+    """The same contract with weights (room for every key), a long ttl, a
+    removal listener and a W-TinyLFU policy: none of them may change what a
+    reader sees when nothing is evicted or expires."""
+
+    def make_object(self) -> ConcurrentCache[Any, Any]:
+        return ConcurrentCache(
+            maxweight=1000,
+            weigher=lambda k, v: 1 + v % 7,
+            ttl=3600.0,
+            on_evict=lambda k, v, cause: None,
+            policy="tinylfu",
+        )
+
+
+TestWeightedExpiringCacheStateful = as_test(WeightedExpiringCacheMachine)

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
-from .core import ConcurrentCache
+from .core import ConcurrentCache, Expiry, RemovalCause
 from .decorator import CacheInfo, cached
 from .stats import CacheStats
 
-__all__ = ["CacheInfo", "CacheStats", "ConcurrentCache", "cached"]
+__all__ = [
+    "CacheInfo",
+    "CacheStats",
+    "ConcurrentCache",
+    "Expiry",
+    "RemovalCause",
+    "cached",
+]

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import enum
+import functools
 import heapq
 import itertools
+import logging
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Hashable, Iterator, MutableMapping
-from typing import Any, Generic, Literal, TypeVar, cast, overload
+from typing import Any, Generic, Literal, Protocol, TypeVar, cast, overload
 
 from .._internal.perthread import PerThread
 from .._internal.sentinel import MISSING
@@ -17,9 +21,90 @@ from .._internal.timeouts import check_timeout, lock_timeout
 from .policies import Policy, make_policy
 from .stats import CacheStats
 
-__all__ = ["ConcurrentCache"]  # _Load, _await and _find are shared with decorator.py
+__all__ = ["ConcurrentCache", "Expiry", "RemovalCause"]  # _Load, _await, _find: decorator.py
 
 PolicyName = Literal["lru", "tinylfu"]
+
+_log = logging.getLogger("conctools.cache")
+
+
+class RemovalCause(str, enum.Enum):
+    """Why ``on_evict(key, value, cause)`` was called (a ``str``: compares equal to
+    ``"size"``, ``"expired"``, ``"explicit"``, ``"replaced"``).
+
+    * ``SIZE``: evicted to respect ``maxsize``/``maxweight`` (including a
+      candidate refused by W-TinyLFU, and a value heavier than the whole cache,
+      which is never admitted);
+    * ``EXPIRED``: its ``ttl``, idle time or expiry-policy lifetime ran out;
+    * ``EXPLICIT``: ``invalidate``, ``del``, ``pop``, ``popitem``, ``clear``;
+    * ``REPLACED``: a write (``put``, a refresh) replaced the value.
+
+    **Thread safety.** Immutable enum members: safe to share.
+
+    **Atomic operations.** None needed.
+
+    **Iteration.** ``list(RemovalCause)`` gives the four causes in the order above.
+
+    **Blocking and timeouts.** Nothing blocks.
+
+    **Complexity.** O(1).
+    """
+
+    SIZE = "size"
+    EXPIRED = "expired"
+    EXPLICIT = "explicit"
+    REPLACED = "replaced"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class Expiry(Protocol):
+    """An expiry policy (Caffeine's ``Expiry``): computes each entry's lifetime.
+
+    Each method returns the number of seconds from ``now`` until the entry
+    expires (``0`` expires it at once), or ``None`` for "never expires".
+    ``current_ttl`` is the entry's remaining lifetime in seconds (``None``: it
+    had no expiry).  ``expire_after_update`` and ``expire_after_read`` may
+    return ``current_ttl`` to leave the lifetime unchanged.  ``now`` is the
+    cache's ``clock()``.
+
+    **Thread safety.** The cache calls the methods from any thread that
+    writes or reads, concurrently: an implementation must be thread-safe
+    (a stateless one is).
+
+    **Atomic operations.** Each method is called in the calling thread under
+    no lock, before the cache changes anything: an exception or a bad result
+    (negative or NaN: ``ValueError``; not a number: ``TypeError``) reaches
+    that caller and the cache is unchanged.  If a ``put`` finds the key absent
+    and another thread inserts it first, the creation lifetime is used.
+
+    **Iteration.** Not applicable.
+
+    **Blocking and timeouts.** Whatever the implementation does delays only
+    its caller; no lock of the cache is held meanwhile.
+
+    **Complexity.** One call per write (create or update) and per hit (read).
+    """
+
+    def expire_after_create(self, key: Any, value: Any, now: float) -> float | None:
+        """Lifetime of a new entry (``put`` of an absent key, a load)."""
+        ...
+
+    def expire_after_update(
+        self, key: Any, value: Any, now: float, current_ttl: float | None
+    ) -> float | None:
+        """Lifetime after ``put`` replaced a live entry's value (or a refresh did)."""
+        ...
+
+    def expire_after_read(
+        self, key: Any, value: Any, now: float, current_ttl: float | None
+    ) -> float | None:
+        """Lifetime after a hit (``get``, ``c[key]``, ``get_or_load``)."""
+        ...
+
+
+_CAUSES = (None, RemovalCause.EXPLICIT, RemovalCause.EXPIRED)  # by _Node.dead
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -86,6 +171,16 @@ _LIVE, _GONE, _EXPIRED = 0, 1, 2
 _INF = math.inf
 
 
+class _DefaultSize(int):
+    """``maxsize``'s default (1024), told apart from an explicit ``maxsize=1024``."""
+
+    def __repr__(self) -> str:
+        return "1024"
+
+
+_DEFAULT_MAXSIZE: int = _DefaultSize(1024)
+
+
 def _find(d: dict[Any, Any], key: object) -> Any:
     """``d.get(key)`` without calling ``dict.get``.
 
@@ -103,9 +198,13 @@ def _find(d: dict[Any, Any], key: object) -> Any:
 class _Node:
     """One entry.  ``item`` is the value, or ``(value, write_deadline)`` in a
     cache with expiry, so that a reader sees a value and its deadline from the
-    same write.  ``adl`` is the idle (expire-after-access) deadline."""
+    same write.  ``adl`` is the idle (expire-after-access) deadline.  ``rdl``
+    is ``(item, deadline)`` set by a read under an expiry policy: the deadline
+    holds for that item only (a later write makes it void, lock-free).
+    ``born``: when the item was written (refresh).  ``weight``: set under the
+    maintenance lock."""
 
-    __slots__ = ("adl", "dead", "item", "key", "popped")
+    __slots__ = ("adl", "born", "dead", "item", "key", "popped", "rdl", "weight")
 
     def __init__(self, key: Any, item: Any, adl: float) -> None:
         self.key = key
@@ -113,6 +212,9 @@ class _Node:
         self.adl = adl
         self.dead = _LIVE
         self.popped: Any = None  # the item it held when removed (set after dead)
+        self.rdl: tuple[Any, float] | None = None
+        self.born = 0.0
+        self.weight = 1
 
 
 class _Load:
@@ -163,11 +265,12 @@ def _await(lock: Any, load: _Load, timeout: float | None) -> bool:
 
 
 class _Stripe:
-    __slots__ = ("failures", "loading", "loads", "lock")
+    __slots__ = ("failures", "loading", "loads", "lock", "refreshing")
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.loading: dict[Any, _Load] = {}
+        self.refreshing: dict[Any, object] = {}  # key -> token of its background reload
         self.loads = 0
         self.failures = 0
 
@@ -176,13 +279,23 @@ class ConcurrentCache(Generic[K, V]):
     """A size-bounded thread-safe cache: LRU or W-TinyLFU, TTL, single-flight loading, stats.
 
     ``ConcurrentCache(maxsize=1024, *, ttl=None, policy="lru", stripes=None,
-    expire_after_access=None, clock=time.monotonic)``.  ``policy="lru"`` keeps the
+    expire_after_access=None, clock=time.monotonic, maxweight=None,
+    weigher=None, expiry=None, on_evict=None, refresh_after=None,
+    refresh_executor=None)``.  ``policy="lru"`` keeps the
     ``maxsize`` most recently used entries (an exact LRU in a single thread);
     ``policy="tinylfu"`` is W-TinyLFU, which admits a new entry into the main
     region only if it is used more often than the entry it would replace, so one-off
     scans do not flush the popular entries.  ``ttl`` expires an entry that many
     seconds after it was last written; ``expire_after_access`` expires one idle
-    for that long.  ``clock`` (seconds, monotonic) is injectable for tests.
+    for that long; ``put``/``get_or_load`` take a per-entry ``ttl=``, and
+    ``expiry`` (an :class:`Expiry`) computes lifetimes per entry.  ``clock``
+    (seconds, monotonic) is injectable for tests.  ``maxweight`` with
+    ``weigher(key, value) -> int`` bounds the total weight instead of the
+    count (a value heavier than ``maxweight`` is not admitted: counted in
+    ``rejections``).  ``on_evict(key, value, cause)`` is told of every
+    removal (a :class:`RemovalCause`).  ``refresh_after`` makes a stale hit of
+    ``get_or_load`` return the value and reload it once in the background
+    (a thread, or ``refresh_executor.submit``).
     ``stripes`` (rounded up to a power of two; default from the CPU count) is
     the number of locks that coordinate in-flight loads.  A ``MutableMapping``
     (``values``, ``pop``, ``popitem`` in eviction order, ``setdefault``,
@@ -196,8 +309,13 @@ class ConcurrentCache(Generic[K, V]):
     new key, removing one and applying the buffered accesses to the eviction
     order happen under one maintenance lock, taken by a reader only with a
     non-blocking try (as in Caffeine), so eviction always follows the global
-    recency/frequency order.  Loaders run under no lock.  The map never holds more
-    than ``maxsize`` entries, even transiently.  Keys' ``__hash__``/``__eq__``
+    recency/frequency order.  With a weigher or a listener, ``put`` of a present
+    key also takes the maintenance lock.  Loaders, weighers, expiry policies
+    and the listener run under no lock (the listener after the section that
+    removed the entry, in that thread or the next one that ends a section;
+    its exceptions are logged to ``conctools.cache``, never raised to the
+    caller).  The map never holds more than ``maxsize`` entries (total
+    weight: ``maxweight``), even transiently.  Keys' ``__hash__``/``__eq__``
     run under the maintenance lock (as they do inside a dict); they must not
     call back into the same cache.
 
@@ -216,7 +334,11 @@ class ConcurrentCache(Generic[K, V]):
     after it returns is (counters are per thread, only grow, and survive
     ``clear``, draining and thread exit).  ``pop`` and ``setdefault`` are
     atomic; ``update`` is one ``put`` after another.  ``len`` is the number
-    of entries, after removing expired ones.
+    of entries, after removing expired ones.  A ``put`` that renews an entry
+    while expiry removes it ends with the new value present.  Each removal is
+    reported to ``on_evict`` exactly once.  A refresh is single-flight per key
+    and replaces the value only if the entry was not written, removed or
+    expired meanwhile; a failed refresh keeps the old value (logged).
 
     **Iteration.** ``iter(c)``, ``keys()`` and ``items()`` return snapshots of
     the live entries taken under the maintenance lock; they do not count as
@@ -239,6 +361,8 @@ class ConcurrentCache(Generic[K, V]):
     ``invalidate``: O(1) amortised under the maintenance lock (plus the
     buffered accesses it applies: O(1) each; W-TinyLFU updates its sketch, four
     counters).  Expiry uses a lazy heap: O(log n) per expired or refreshed entry.
+    With a weigher or a listener, ``put`` of a present key is O(1) under the
+    maintenance lock; an expiry policy adds one call per hit and per write.
     ``len``: O(1) (with expiry: plus the entries that expired).  ``stats``,
     ``keys``, ``items``: O(threads + buffered records), plus O(n) for the
     snapshots.  Memory: the map, the
@@ -251,13 +375,23 @@ class ConcurrentCache(Generic[K, V]):
         "_clock",
         "_data",
         "_dirty",
+        "_events",
         "_evictions",
+        "_executor",
         "_expirations",
+        "_expiry",
         "_heap",
+        "_listener",
         "_lock",
+        "_locked_put",
         "_maxsize",
+        "_maxweight",
+        "_on_read",
         "_policy",
         "_pt",
+        "_refresh",
+        "_rejections",
+        "_resched",
         "_retired",
         "_seq",
         "_smask",
@@ -266,49 +400,111 @@ class ConcurrentCache(Generic[K, V]):
         "_tls",
         "_tta",
         "_ttl",
+        "_weigher",
     )
 
     def __new__(
         cls,
-        maxsize: int = 1024,
+        maxsize: int = _DEFAULT_MAXSIZE,
         *,
         ttl: float | None = None,
         policy: PolicyName = "lru",
         stripes: int | None = None,
         expire_after_access: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        maxweight: int | None = None,
+        weigher: Callable[[K, V], int] | None = None,
+        expiry: Expiry | None = None,
+        on_evict: Callable[[K, V, RemovalCause], object] | None = None,
+        refresh_after: float | None = None,
+        refresh_executor: Any = None,
     ) -> ConcurrentCache[K, V]:
         # A cache with expiry gets the subclass whose get() checks deadlines,
         # so that the plain get() has no branch for it.
-        timed = ttl is not None or expire_after_access is not None
+        timed = (
+            ttl is not None
+            or expire_after_access is not None
+            or expiry is not None
+            or refresh_after is not None
+        )
         return super().__new__(_timed_class(cls) if timed else cls)
 
     def __init__(
         self,
-        maxsize: int = 1024,
+        maxsize: int = _DEFAULT_MAXSIZE,
         *,
         ttl: float | None = None,
         policy: PolicyName = "lru",
         stripes: int | None = None,
         expire_after_access: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        maxweight: int | None = None,
+        weigher: Callable[[K, V], int] | None = None,
+        expiry: Expiry | None = None,
+        on_evict: Callable[[K, V, RemovalCause], object] | None = None,
+        refresh_after: float | None = None,
+        refresh_executor: Any = None,
     ) -> None:
+        if maxweight is not None:
+            if maxsize is not _DEFAULT_MAXSIZE:
+                raise ValueError("maxsize and maxweight are exclusive: give one bound")
+            if isinstance(maxweight, bool) or not isinstance(maxweight, int):
+                raise TypeError(f"maxweight must be an int, not {type(maxweight).__name__}")
+            if maxweight < 1:
+                raise ValueError("maxweight must be >= 1")
+            if weigher is None:
+                raise ValueError("maxweight needs a weigher(key, value) -> int")
+            if not callable(weigher):
+                raise TypeError("weigher must be callable")
+        elif weigher is not None:
+            raise ValueError("weigher needs maxweight= (the bound on the total weight)")
         if isinstance(maxsize, bool) or not isinstance(maxsize, int):
             raise TypeError(f"maxsize must be an int, not {type(maxsize).__name__}")
         if maxsize < 1:
             raise ValueError("maxsize must be >= 1")
         ttl = _check_duration(ttl, "ttl")
         expire_after_access = _check_duration(expire_after_access, "expire_after_access")
+        refresh_after = _check_duration(refresh_after, "refresh_after")
+        if expiry is not None:
+            if ttl is not None or expire_after_access is not None:
+                raise ValueError("expiry is exclusive with ttl and expire_after_access")
+            for name in ("expire_after_create", "expire_after_update", "expire_after_read"):
+                if not callable(getattr(expiry, name, None)):
+                    raise TypeError(f"expiry must have a callable {name}()")
+        if on_evict is not None and not callable(on_evict):
+            raise TypeError("on_evict must be callable or None")
+        if refresh_executor is not None:
+            if refresh_after is None:
+                raise ValueError("refresh_executor needs refresh_after=")
+            if not callable(getattr(refresh_executor, "submit", None)):
+                raise TypeError("refresh_executor must have a submit(fn) method (an Executor)")
         if not isinstance(policy, str):
             raise TypeError(f"policy must be a str, not {type(policy).__name__}")
         if not callable(clock):
             raise TypeError("clock must be callable")
         n = default_stripes(gil_build=4) if stripes is None else check_stripes(stripes, "stripes")
-        self._policy: Policy[K] = make_policy(policy, maxsize)
-        self._maxsize = maxsize
+        bound = maxsize if maxweight is None else maxweight
+        self._policy: Policy[K] = make_policy(policy, bound, weighted=maxweight is not None)
+        self._maxsize = int(maxsize)
+        self._maxweight = maxweight
+        self._weigher = weigher
+        self._expiry = expiry
+        self._listener = on_evict
+        self._events: deque[tuple[Any, Any, RemovalCause]] = deque()
+        self._refresh = refresh_after
+        self._executor = refresh_executor
+        # put() of a present key is lock-free unless a weight or an exact
+        # replaced-value report needs the maintenance lock.
+        self._locked_put = maxweight is not None or on_evict is not None
         self._ttl = ttl
         self._tta = expire_after_access
-        self._timed = ttl is not None or expire_after_access is not None
+        self._on_read = expire_after_access is not None or expiry is not None
+        self._timed = (
+            ttl is not None
+            or expire_after_access is not None
+            or expiry is not None
+            or refresh_after is not None
+        )
         self._clock = clock
         self._data: dict[Any, _Node] = {}
         self._stripes = [_Stripe() for _ in range(n)]
@@ -328,15 +524,41 @@ class ConcurrentCache(Generic[K, V]):
             self.__class__ = _public_class(type(self))
         self._evictions = 0
         self._expirations = 0
+        self._rejections = 0
         self._heap: list[tuple[float, int, _Node]] = []
         self._seq = itertools.count()
+        # Nodes whose deadline a lock-free write or read moved earlier than
+        # their heap entry: the next maintenance section schedules them.
+        self._resched: deque[_Node] = deque()
 
     # ------------------------------------------------------------------ info
 
     @property
-    def maxsize(self) -> int:
-        """The bound on the number of entries."""
-        return self._maxsize
+    def maxsize(self) -> int | None:
+        """The bound on the number of entries (``None`` if bounded by ``maxweight``)."""
+        return None if self._maxweight is not None else self._maxsize
+
+    @property
+    def maxweight(self) -> int | None:
+        """The bound on the total weight of the entries, or ``None``."""
+        return self._maxweight
+
+    @property
+    def weight(self) -> int:
+        """The total weight of the entries (their number if there is no weigher)."""
+        if self._maxweight is None:
+            return len(self)
+        with self._lock:
+            self._maintain()
+            self._dirty = False
+            total: int = self._policy.total  # type: ignore[attr-defined]
+        self._flush()
+        return total
+
+    @property
+    def refresh_after(self) -> float | None:
+        """Age (seconds since the write) after which a hit of ``get_or_load`` reloads."""
+        return self._refresh
 
     @property
     def policy(self) -> PolicyName:
@@ -404,6 +626,41 @@ class ConcurrentCache(Generic[K, V]):
             with lock:
                 self._maintain()
                 self._dirty = False
+            if self._events:
+                self._emit()
+
+    # --------------------------------------------------------------- listener
+
+    def _note(self, node: _Node, cause: RemovalCause) -> None:
+        """Queue ``on_evict(key, value, cause)`` for a node just removed (lock held)."""
+        if self._listener is not None:
+            item = node.popped
+            self._events.append((node.key, item[0] if self._timed else item, cause))
+
+    def _emit(self) -> None:
+        """Deliver the queued removal reports, under no lock.
+
+        Called after every maintenance section; each report is taken from the
+        shared queue by exactly one thread (``deque.popleft`` is atomic), so it
+        is delivered once.  A listener's ``Exception`` is logged (logger
+        ``conctools.cache``) and not raised into the caller."""
+        listener = self._listener
+        events = self._events
+        while events:
+            try:
+                key, value, cause = events.popleft()
+            except IndexError:
+                return
+            if listener is None:
+                continue
+            try:
+                listener(key, value, cause)
+            except Exception:
+                _log.exception("on_evict listener raised (key %r, cause %s)", key, cause.value)
+
+    def _flush(self) -> None:
+        if self._events:
+            self._emit()
 
     def _drain(self) -> None:
         """Apply every thread's buffered records to the policy (lock held)."""
@@ -434,7 +691,22 @@ class ConcurrentCache(Generic[K, V]):
         self._dirty = True
         self._drain()
         if self._timed:
+            if self._resched:
+                self._schedule()
             self._expire(self._clock())
+
+    def _schedule(self) -> None:
+        """Heap entries for nodes whose deadline moved earlier lock-free (lock held)."""
+        rs = self._resched
+        heap = self._heap
+        while rs:
+            try:
+                node = rs.popleft()
+            except IndexError:
+                break
+            if node.dead:  # (no loop-ending "if": see _after_record)
+                continue
+            heapq.heappush(heap, (self._deadline(node), next(self._seq), node))
 
     def _repair(self) -> None:
         """Rebuild the policy and the expiry heap from the map (lock held).
@@ -446,12 +718,17 @@ class ConcurrentCache(Generic[K, V]):
         data = self._data
         policy.clear()
         for key in list(data):
-            for victim in policy.insert(key):
+            node = _find(data, key)
+            if node is None:
+                continue
+            for victim in policy.insert(key, node.weight):
                 vnode = data.pop(victim, None)
-                if vnode is not None:
-                    vnode.dead = _GONE
-                    vnode.popped = vnode.item
-                    self._evictions += 1
+                if vnode is None:
+                    continue
+                vnode.dead = _GONE
+                vnode.popped = vnode.item
+                self._evictions += 1
+                self._note(vnode, RemovalCause.SIZE)
         if self._timed:
             self._heap = [(self._deadline(n), next(self._seq), n) for n in data.values()]
             heapq.heapify(self._heap)
@@ -459,8 +736,14 @@ class ConcurrentCache(Generic[K, V]):
 
     # ----------------------------------------------------------------- expiry
 
-    def _deadline(self, node: _Node) -> float:
-        wd: float = node.item[1]
+    def _deadline(self, node: _Node, item: Any = None) -> float:
+        """The node's deadline as of ``item`` (default: its current item)."""
+        if item is None:
+            item = node.item
+        wd: float = item[1]
+        r = node.rdl
+        if r is not None and r[0] is item:  # set by a read of this very item
+            wd = r[1]
         adl = node.adl
         return wd if wd < adl else adl
 
@@ -470,29 +753,65 @@ class ConcurrentCache(Generic[K, V]):
             _, seq, node = heapq.heappop(heap)
             if node.dead:
                 continue
-            dl = self._deadline(node)
+            item = node.item
+            dl = self._deadline(node, item)
             if dl > now:  # refreshed by a write or a read since it was pushed
                 heapq.heappush(heap, (dl, seq, node))
                 continue
-            self._unlink(node, _EXPIRED)
+            if not self._unlink(node, _EXPIRED, item):  # renewed meanwhile: kept
+                heapq.heappush(heap, (self._deadline(node), seq, node))
+                continue
             self._expirations += 1
+            self._note(node, RemovalCause.EXPIRED)
         if len(heap) > 2 * len(self._data) + 64:
             self._heap = [e for e in heap if not e[2].dead]
             heapq.heapify(self._heap)
 
-    def _unlink(self, node: _Node, why: int) -> None:
-        """Remove a node from the map and the policy (maintenance lock held)."""
+    def _unlink(self, node: _Node, why: int, judged: Any = None) -> bool:
+        """Remove a node from the map and the policy (maintenance lock held).
+
+        ``judged``: for an expiry, the item whose deadline was found past.  If
+        a lock-free put replaced it before the node was marked dead, the put
+        renewed the entry: it stays (``dead`` is reset; a put that saw the
+        transient mark finds its item in place) and False is returned."""
         # dead first, then the item it held: a lock-free put that wrote the
         # item and then saw the node alive is in ``popped`` (see put).
         node.dead = why
         node.popped = node.item
+        if judged is not None and node.popped is not judged:
+            node.dead = _LIVE
+            node.popped = None
+            return False
         key = node.key
         if _find(self._data, key) is node:
             del self._data[key]
             self._policy.remove(key)
+        return True
+
+    def _renewed(self, node: _Node) -> bool:
+        """A node removed as expired held a live item when it was marked dead (a
+        lock-free put renewed it after the check): it was live, removed
+        explicitly (lock held)."""
+        if self._clock() < self._deadline(node, node.popped):
+            node.dead = _GONE  # (a put that saw the mark must not put it back)
+            return True
+        return False
 
     def _is_live(self, node: _Node, now: float) -> bool:
-        return now < node.item[1] and now < node.adl
+        return now < self._deadline(node)
+
+    def _read_expiry(self, node: _Node, item: Any, dl: float, now: float) -> None:
+        """A hit under an expiry policy: ``expire_after_read`` sets the deadline
+        of this item (lock-free; void once the item is replaced)."""
+        cur = None if dl == _INF else dl - now
+        d = _check_lifetime(
+            self._expiry.expire_after_read(node.key, item[0], now, cur),  # type: ignore[union-attr]
+            "expire_after_read",
+        )
+        new = now + d
+        node.rdl = (item, new)
+        if new < dl:  # earlier than its heap entry: schedule it
+            self._resched.append(node)
 
     # ----------------------------------------------------------------- lookup
 
@@ -521,21 +840,40 @@ class ConcurrentCache(Generic[K, V]):
         return node.item
 
     def _get_timed(self, key: K, default: Any = None) -> Any:
-        node = _find(self._data, key)
-        buf = self._rbuf()
-        if node is not None:
-            value, wd = node.item
-            now = self._clock()
-            if now < wd and now < node.adl:
-                if self._tta is not None:
-                    node.adl = now + self._tta
-                buf.hits += 1
-                buf.append(key)
-                if len(buf) >= _DRAIN_AT:
-                    self._after_record(buf)
-                return value
+        # (get of a cache with expiry: the same inlined steps as get, plus the
+        # deadline check; no helper call on the hit path)
+        try:
+            buf: _Buffer = self._tls.value
+        except AttributeError:
+            buf = self._register()
+        try:
+            node = self._data[key]
+        except KeyError:
+            buf.misses += 1
+            return default
+        item = node.item
+        wd = item[1]
+        r = node.rdl
+        if r is not None and r[0] is item:  # a read under an expiry policy set it
+            wd = r[1]
+        now = self._clock()
+        if now < wd and now < node.adl:
+            if self._on_read:
+                self._read_hook(node, item, wd, now)
+            buf.hits += 1
+            buf.append(key)
+            if len(buf) > 63:  # _DRAIN_AT - 1
+                self._after_record(buf)
+            return item[0]
         buf.misses += 1
         return default
+
+    def _read_hook(self, node: _Node, item: Any, dl: float, now: float) -> None:
+        """A hit with ``expire_after_access`` or an expiry policy."""
+        if self._tta is not None:
+            node.adl = now + self._tta
+        else:
+            self._read_expiry(node, item, dl, now)
 
     def __getitem__(self, key: K) -> V:
         value: Any = self.get(key, MISSING)
@@ -554,8 +892,55 @@ class ConcurrentCache(Generic[K, V]):
 
     # ------------------------------------------------------------------ write
 
-    def put(self, key: K, value: V) -> None:
-        """Set ``key`` to ``value`` (a write: refreshes the TTL; an access for the policy)."""
+    def _entry_ttl(self, ttl: float | None) -> float | None:
+        """Validate a per-entry ``ttl=``."""
+        if ttl is None:
+            return None
+        d = _check_duration(ttl, "ttl")
+        if not self._timed:
+            raise ValueError(
+                "a per-entry ttl needs a cache created with expiry (ttl=, "
+                "expire_after_access=, expiry= or refresh_after=; ttl=math.inf "
+                "keeps entries without their own ttl forever)"
+            )
+        return d
+
+    def _write_lifetime(self, key: K, value: Any, create: bool) -> float:
+        """The expiry policy's lifetime for a write, asked under no lock."""
+        exp = self._expiry
+        now = self._clock()
+        node = None if create else _find(self._data, key)
+        if node is not None:
+            dl = self._deadline(node)
+            if now < dl:
+                cur = None if dl == _INF else dl - now
+                return _check_lifetime(
+                    exp.expire_after_update(key, value, now, cur),  # type: ignore[union-attr]
+                    "expire_after_update",
+                )
+        return _check_lifetime(
+            exp.expire_after_create(key, value, now),  # type: ignore[union-attr]
+            "expire_after_create",
+        )
+
+    def _weigh(self, key: K, value: Any) -> int:
+        if self._weigher is None:
+            return 1
+        return _check_weight(self._weigher(key, value), key)
+
+    def put(self, key: K, value: V, *, ttl: float | None = None) -> None:
+        """Set ``key`` to ``value`` (a write: refreshes the TTL; an access for the policy).
+
+        ``ttl`` (seconds, > 0; ``math.inf``: never) overrides the cache's
+        ``ttl``/``expiry`` for this write; it needs a cache created with expiry.
+        """
+        dur = self._entry_ttl(ttl)
+        if self._locked_put or self._expiry is not None:
+            # user code first, under no lock: the weigher, the expiry policy
+            if dur is None and self._expiry is not None:
+                dur = self._write_lifetime(key, value, False)
+            self._insert(key, value, None, dur, self._weigh(key, value))
+            return
         try:
             node = self._data[key]
         except KeyError:
@@ -564,7 +949,7 @@ class ConcurrentCache(Generic[K, V]):
             if not self._timed:
                 node.item = value  # lock-free update of a present key
                 if node.dead:  # removed meanwhile: did the removal see the write?
-                    self._insert_raced(key, value, value, node)
+                    self._insert_raced(key, value, value, node, None)
                     return
                 buf = self._rbuf()
                 buf.append(key)
@@ -572,32 +957,44 @@ class ConcurrentCache(Generic[K, V]):
                     self._after_record(buf)
                 return
             now = self._clock()
-            if self._is_live(node, now):
-                item = (value, now + self._ttl if self._ttl is not None else _INF)
+            old = self._deadline(node)
+            if now < old:
+                d = self._ttl if dur is None else dur
+                item = (value, now + d if d is not None else _INF)
+                if self._refresh is not None:
+                    node.born = now
                 node.item = item
                 if self._tta is not None:
                     node.adl = now + self._tta
                 if node.dead:
-                    self._insert_raced(key, value, item, node)
+                    self._insert_raced(key, value, item, node, dur)
                     return
+                if item[1] < old:  # earlier than its heap entry: schedule it
+                    self._resched.append(node)
                 buf = self._rbuf()
                 buf.append(key)
                 if len(buf) >= _DRAIN_AT:
                     self._after_record(buf)
                 return
-        self._insert(key, value, None)
+        self._insert(key, value, None, dur)
 
-    def _insert_raced(self, key: K, value: Any, item: Any, node: _Node) -> None:
+    def _insert_raced(self, key: K, value: Any, item: Any, node: _Node, dur: float | None) -> None:
         """A lock-free put wrote ``item`` into ``node`` and then found it removed
         (invalidate, pop, eviction, expiry, clear).  If the removal saw the
         write (the node's ``popped`` is ``item``), the put took effect before
-        the removal and is done; otherwise it comes after it: insert anew."""
+        the removal and is done; otherwise it comes after it: insert anew.
+        An expiry that saw the write had judged the old deadline (it read the
+        deadline, then the put renewed it): the renewed value is put back."""
         stripe = self._stripe(key)
         with self._lock:
             self._maintain()
-            if node.popped is not item:
-                self._insert_locked(key, value, None, stripe)
+            lost = node.popped is not item
+            if not lost and node.dead == _EXPIRED and self._clock() < item[1]:
+                lost = True
+            if lost:
+                self._insert_locked(key, value, None, stripe, dur=dur)
             self._dirty = False
+        self._flush()
 
     def __setitem__(self, key: K, value: V) -> None:
         self.put(key, value)
@@ -606,28 +1003,41 @@ class ConcurrentCache(Generic[K, V]):
         h = hash(key)
         return self._stripes[(h ^ (h >> 16)) & self._smask]
 
-    def _new_node(self, key: K, value: Any) -> _Node:
-        """A node for a key being inserted (maintenance lock held)."""
+    def _new_node(self, key: K, value: Any, dur: float | None, weight: int) -> _Node:
+        """A node for a key being inserted (maintenance lock held).  ``dur``:
+        this entry's lifetime (None: the cache's ``ttl``)."""
         if not self._timed:
-            return _Node(key, value, _INF)
-        now = self._clock()
-        wd = now + self._ttl if self._ttl is not None else _INF
-        adl = now + self._tta if self._tta is not None else _INF
-        node = _Node(key, (value, wd), adl)
-        heapq.heappush(self._heap, (min(wd, adl), next(self._seq), node))
+            node = _Node(key, value, _INF)
+        else:
+            now = self._clock()
+            d = self._ttl if dur is None else dur
+            wd = now + d if d is not None else _INF
+            adl = now + self._tta if self._tta is not None else _INF
+            node = _Node(key, (value, wd), adl)
+            node.born = now
+            heapq.heappush(self._heap, (min(wd, adl), next(self._seq), node))
+        node.weight = weight
         return node
 
-    def _rewrite(self, node: _Node, value: Any) -> None:
-        """Give a present node a new value (and fresh deadlines)."""
+    def _rewrite(self, node: _Node, value: Any, dur: float | None) -> None:
+        """Give a present node a new value and fresh deadlines (lock held)."""
         if not self._timed:
             node.item = value
             return
         now = self._clock()
-        node.item = (value, now + self._ttl if self._ttl is not None else _INF)
+        old = self._deadline(node)
+        d = self._ttl if dur is None else dur
+        if self._refresh is not None:
+            node.born = now
+        node.item = item = (value, now + d if d is not None else _INF)
         if self._tta is not None:
             node.adl = now + self._tta
+        if item[1] < old:
+            heapq.heappush(self._heap, (self._deadline(node), next(self._seq), node))
 
-    def _insert(self, key: K, value: Any, load: _Load | None) -> bool:
+    def _insert(
+        self, key: K, value: Any, load: _Load | None, dur: float | None = None, weight: int = 1
+    ) -> bool:
         """Slow path of put and of a load's completion; returns True if cached.
 
         A load's caller completes (and unregisters) its flight afterwards,
@@ -636,22 +1046,46 @@ class ConcurrentCache(Generic[K, V]):
         with self._lock:
             # Under the maintenance lock nothing else adds or removes keys.
             self._maintain()
-            cached = self._insert_locked(key, value, load, stripe)
+            cached = self._insert_locked(key, value, load, stripe, dur=dur, weight=weight)
             self._dirty = False
-            return cached
+        if self._events:
+            self._emit()
+        return cached
 
-    def _insert_locked(self, key: K, value: Any, load: _Load | None, stripe: _Stripe) -> bool:
+    def _insert_locked(
+        self,
+        key: K,
+        value: Any,
+        load: _Load | None,
+        stripe: _Stripe,
+        *,
+        dur: float | None = None,
+        weight: int = 1,
+    ) -> bool:
         node = _find(self._data, key)
-        if node is not None and self._timed and not self._is_live(node, self._clock()):
-            self._unlink(node, _EXPIRED)
-            self._expirations += 1
-            node = None
+        if node is not None and self._timed:
+            item = node.item
+            if self._clock() >= self._deadline(node, item) and self._unlink(node, _EXPIRED, item):
+                self._expirations += 1
+                self._note(node, RemovalCause.EXPIRED)
+                node = None
+        if self._maxweight is not None and weight > self._maxweight:
+            return self._reject(key, value, load, stripe, node)
         if node is not None:
             if load is not None:  # a put won the race: keep its value
                 return False
-            # appeared since put looked: update in place
-            self._rewrite(node, value)
-            self._policy.access((key,))
+            # appeared since put looked (or a locked put): update in place
+            old = node.item
+            self._rewrite(node, value, dur)
+            if self._listener is not None:
+                oldv = old[0] if self._timed else old
+                if oldv is not value:
+                    self._events.append((key, oldv, RemovalCause.REPLACED))
+            if self._maxweight is not None:
+                node.weight = weight
+                self._evict(self._policy.reweigh(key, weight))
+            else:
+                self._policy.access((key,))
             return True
         if load is not None and load.superseded:
             return False
@@ -660,12 +1094,18 @@ class ConcurrentCache(Generic[K, V]):
         # Order matters if an exception cuts this short: the policy learns of
         # the key first and the map loses victims before it gains the key, so
         # the map never exceeds maxsize and _repair can restore the rest.
-        for victim in self._policy.insert(key):
-            vnode = self._data.pop(victim)
-            vnode.dead = _GONE
-            vnode.popped = vnode.item
+        victims = self._policy.insert(key, weight)
+        if self._maxweight is not None and key in victims:
+            # W-TinyLFU refused the new entry itself (heavier than its window,
+            # it lost to the main region's victim): evicted on arrival.
+            victims.remove(key)
+            self._evict(victims)
             self._evictions += 1
-        new = self._new_node(key, value)
+            if self._listener is not None:
+                self._events.append((key, value, RemovalCause.SIZE))
+            return False
+        self._evict(victims)
+        new = self._new_node(key, value, dur, weight)
         if load is None:
             self._data[key] = new
         else:
@@ -674,6 +1114,37 @@ class ConcurrentCache(Generic[K, V]):
             with stripe.lock:
                 self._data[key] = new
         return True
+
+    def _evict(self, victims: list[Any]) -> None:
+        """Drop the policy's victims from the map (lock held)."""
+        data = self._data
+        for victim in victims:
+            vnode = data.pop(victim)
+            vnode.dead = _GONE
+            vnode.popped = vnode.item
+            self._evictions += 1
+            self._note(vnode, RemovalCause.SIZE)
+
+    def _reject(
+        self, key: K, value: Any, load: _Load | None, stripe: _Stripe, node: _Node | None
+    ) -> bool:
+        """A value heavier than the whole cache: never admitted (lock held).
+
+        A put still supersedes what it overwrites (the old entry is removed:
+        reported as replaced) and in-flight loads; a load's value is not cached."""
+        if load is not None:
+            if node is not None or load.superseded:
+                return False
+        else:
+            if stripe.loading:
+                self._supersede(key, stripe)
+            if node is not None:
+                self._unlink(node, _GONE)
+                self._note(node, RemovalCause.REPLACED)
+        self._rejections += 1
+        if self._listener is not None:
+            self._events.append((key, value, RemovalCause.SIZE))
+        return False
 
     def _supersede(self, key: object, stripe: _Stripe) -> None:
         with stripe.lock:
@@ -696,10 +1167,14 @@ class ConcurrentCache(Generic[K, V]):
             if node is not None:
                 live = not self._timed or self._is_live(node, self._clock())
                 self._unlink(node, _GONE if live else _EXPIRED)
+                if not live and self._renewed(node):
+                    live = True
                 if not live:
                     self._expirations += 1
+                self._note(node, RemovalCause.EXPLICIT if live else RemovalCause.EXPIRED)
             self._dirty = False
-            return live
+        self._flush()
+        return live
 
     def __delitem__(self, key: K) -> None:
         if not self.invalidate(key):
@@ -722,11 +1197,13 @@ class ConcurrentCache(Generic[K, V]):
             for node in self._data.values():
                 node.dead = _GONE
                 node.popped = node.item
+                self._note(node, RemovalCause.EXPLICIT)
             self._data.clear()
             self._policy.clear()
             self._heap.clear()
             self._dirty = False
-            return snapshot
+        self._flush()
+        return snapshot
 
     # ---------------------------------------------------------------- loading
 
@@ -745,15 +1222,123 @@ class ConcurrentCache(Generic[K, V]):
         """The value of a node found in the map, or MISSING if it expired."""
         if not self._timed:
             return node.item
-        value, wd = node.item
+        item = node.item
+        value, wd = item
+        r = node.rdl
+        if r is not None and r[0] is item:
+            wd = r[1]
         now = self._clock()
         if now < wd and now < node.adl:
             if self._tta is not None:
                 node.adl = now + self._tta
+            elif self._expiry is not None:
+                self._read_expiry(node, item, wd, now)
             return value
         return MISSING
 
-    def get_or_load(self, key: K, loader: Callable[[K], V], timeout: float | None = None) -> V:
+    # ---------------------------------------------------------------- refresh
+
+    def _maybe_refresh(self, key: K, node: _Node, loader: Callable[[K], Any]) -> None:
+        """A hit of a loading call: start one background reload if the entry is
+        older than ``refresh_after`` and none is running for the key.
+
+        The reload is registered under the key's stripe lock in the same step
+        that checks for one, and unregistered on every path: by the reload
+        when it ends, or here if it could not be started."""
+        if self._clock() - node.born < self._refresh:  # type: ignore[operator]
+            return
+        stripe = self._stripe(key)
+        if key in stripe.refreshing:  # one is running (checked again under the lock)
+            return
+        item = node.item
+        token = object()
+        started = False
+        try:
+            with stripe.lock:
+                if key in stripe.refreshing:
+                    return
+                stripe.refreshing[key] = token
+            job = functools.partial(
+                self._run_refresh, key, node, item, loader, stripe=stripe, token=token
+            )
+            if self._executor is not None:
+                self._executor.submit(job)
+            else:
+                threading.Thread(target=job, name="conctools-cache-refresh", daemon=True).start()
+            started = True
+        except Exception:
+            _log.exception("could not start the refresh of key %r", key)
+        finally:
+            if not started:
+                self._end_refresh(key, stripe, token, None)
+
+    def _end_refresh(self, key: Any, stripe: _Stripe, token: object, failed: bool | None) -> None:
+        """Unregister a reload (idempotent; rerun if interrupted) and count it."""
+        pending: BaseException | None = None
+        counted = failed is None
+        while True:  # (no call before the try: a call can be interrupted)
+            try:
+                with stripe.lock:
+                    if not counted:
+                        stripe.loads += 1
+                        if failed:
+                            stripe.failures += 1
+                        counted = True
+                    refreshing = stripe.refreshing
+                    try:
+                        if key in refreshing and refreshing[key] is token:
+                            del refreshing[key]
+                    except Exception:  # a colliding key's __eq__: a stale token is inert
+                        pass
+                break
+            except BaseException as exc:
+                pending = exc
+        if pending is not None:
+            raise pending
+
+    def _run_refresh(
+        self,
+        key: K,
+        node: _Node,
+        item: Any,
+        loader: Callable[[K], Any],
+        *,
+        stripe: _Stripe,
+        token: object,
+    ) -> None:
+        """The background reload: install the new value only if the entry still
+        holds the item the reload was started for (a put, invalidation, expiry
+        or clear in the meantime wins); on failure keep the old value, log."""
+        failed = True
+        try:
+            value = loader(key)
+            dur = self._write_lifetime(key, value, False) if self._expiry is not None else None
+            weight = self._weigh(key, value)
+            with self._lock:
+                self._maintain()
+                if (
+                    node.item is item
+                    and not node.dead
+                    and _find(self._data, key) is node
+                    and self._is_live(node, self._clock())
+                ):
+                    self._insert_locked(key, value, None, stripe, dur=dur, weight=weight)
+                self._dirty = False
+            failed = False
+            self._flush()
+        except Exception:
+            _log.exception("refresh of key %r failed; the cached value is kept", key)
+        finally:
+            self._end_refresh(key, stripe, token, failed)
+
+    def get_or_load(
+        self,
+        key: K,
+        loader: Callable[[K], V],
+        timeout: float | None = None,
+        *,
+        ttl: float | None = None,
+    ) -> V:
         """The value for ``key``; if absent, ``loader(key)`` computes it (single-flight).
 
         Concurrent callers for the same missing key share one loader call.  The
@@ -766,13 +1351,21 @@ class ConcurrentCache(Generic[K, V]):
         value; the load is over either way and a later call loads again.  The
         caller that runs the loader counts a miss; a waiter counts a hit if the
         load succeeded and a miss otherwise.
+
+        ``ttl`` (seconds) overrides the cache's ``ttl``/``expiry`` for the
+        loaded value (as ``put(..., ttl=)``).  With ``refresh_after``, a hit
+        on an entry older than that returns the cached value and starts one
+        background reload of the key (see the class docs).
         """
         t = None if timeout is None else check_timeout(timeout)
+        dur = self._entry_ttl(ttl)
         node = _find(self._data, key)
         if node is not None:
             value = self._live_value(node)
             if value is not MISSING:
                 self._record(key)
+                if self._refresh is not None:
+                    self._maybe_refresh(key, node, loader)
                 return value  # type: ignore[no-any-return]
         stripe = self._stripe(key)
         end = None if t is None else time.monotonic() + t
@@ -798,7 +1391,10 @@ class ConcurrentCache(Generic[K, V]):
                 except BaseException as exc:
                     error = exc
                     raise
-                self._insert(key, value, mine)
+                d = dur
+                if d is None and self._expiry is not None:
+                    d = self._write_lifetime(key, value, True)
+                self._insert(key, value, mine, d, self._weigh(key, value))
                 return value
             finally:
                 # Complete ``mine`` (idempotent; a no-op if it was never
@@ -879,16 +1475,24 @@ class ConcurrentCache(Generic[K, V]):
         if not self._timed:
             return len(self._data)
         with self._lock:
+            if self._dirty:
+                self._repair()
             self._dirty = True
+            if self._resched:
+                self._schedule()
             self._expire(self._clock())
             self._dirty = False
-            return len(self._data)
+            n = len(self._data)
+        self._flush()
+        return n
 
     def _live_nodes(self) -> list[_Node]:
         with self._lock:
             self._maintain()
             self._dirty = False
-            return list(self._data.values())
+            nodes = list(self._data.values())
+        self._flush()
+        return nodes
 
     def keys(self) -> list[K]:
         """A snapshot list of the live keys (in no particular order)."""
@@ -928,11 +1532,15 @@ class ConcurrentCache(Generic[K, V]):
             if node is not None:
                 live = not self._timed or self._is_live(node, self._clock())
                 self._unlink(node, _GONE if live else _EXPIRED)
+                if not live and self._renewed(node):
+                    live = True
                 if live:  # what the node held when it was marked dead
                     value = node.popped[0] if self._timed else node.popped
                 else:
                     self._expirations += 1
+                self._note(node, RemovalCause.EXPLICIT if live else RemovalCause.EXPIRED)
             self._dirty = False
+        self._flush()
         if value is not MISSING:
             return value
         if default is MISSING:
@@ -953,23 +1561,29 @@ class ConcurrentCache(Generic[K, V]):
             node = self._data[key]
             self._dirty = True
             self._unlink(node, _GONE)
+            self._note(node, RemovalCause.EXPLICIT)
             self._dirty = False
-            return (key, node.popped[0] if self._timed else node.popped)
+        self._flush()
+        return (key, node.popped[0] if self._timed else node.popped)
 
     def setdefault(self, key: K, default: V) -> V:
         """``key``'s live value; if it has none, store ``default`` and return it
         (one atomic step; a store, like ``put``: an in-flight load of ``key``
-        will not be cached).  No hit or miss is counted."""
+        will not be cached).  No hit or miss is counted.  The weigher and the
+        expiry policy are asked about ``default`` first, under no lock."""
         stripe = self._stripe(key)
+        dur = self._write_lifetime(key, default, True) if self._expiry is not None else None
+        weight = self._weigh(key, default)
         with self._lock:
             self._maintain()
             node = _find(self._data, key)
             if node is not None and (not self._timed or self._is_live(node, self._clock())):
                 self._dirty = False
                 return node.item[0] if self._timed else node.item  # type: ignore[no-any-return]
-            self._insert_locked(key, default, None, stripe)
+            self._insert_locked(key, default, None, stripe, dur=dur, weight=weight)
             self._dirty = False
-            return default
+        self._flush()
+        return default
 
     def update(self, other: Any = (), /, **kwargs: V) -> None:
         """``put`` every pair of ``other`` (a mapping or pairs) and of ``kwargs``,
@@ -988,14 +1602,27 @@ class ConcurrentCache(Generic[K, V]):
     # ------------------------------------------------ copy, deepcopy, pickle
 
     def _settings(self) -> dict[str, Any]:
-        return {
-            "maxsize": self._maxsize,
+        out: dict[str, Any] = {
             "ttl": self._ttl,
             "policy": self._policy.name,
             "stripes": len(self._stripes),
             "expire_after_access": self._tta,
             "clock": self._clock,
         }
+        if self._maxweight is None:
+            out["maxsize"] = self._maxsize
+        else:
+            out["maxweight"] = self._maxweight
+            out["weigher"] = self._weigher
+        for name, v in (
+            ("expiry", self._expiry),
+            ("on_evict", self._listener),
+            ("refresh_after", self._refresh),
+            ("refresh_executor", self._executor),
+        ):
+            if v is not None:
+                out[name] = v
+        return out
 
     def _ordered_items(self) -> list[tuple[Any, Any]]:
         """Live entries from the next victim to the safest (a snapshot)."""
@@ -1010,7 +1637,8 @@ class ConcurrentCache(Generic[K, V]):
                 if node is None:
                     continue
                 out.append((k, node.item[0] if timed else node.item))
-            return out
+        self._flush()
+        return out
 
     def __reduce__(self) -> tuple[Any, ...]:
         state = getattr(self, "__dict__", None)
@@ -1040,7 +1668,9 @@ class ConcurrentCache(Generic[K, V]):
     def stats(self) -> CacheStats:
         """An exact, immutable snapshot of the counters (see :class:`CacheStats`)."""
         with self._lock:
-            return self._stats_locked()
+            snapshot = self._stats_locked()
+        self._flush()
+        return snapshot
 
     def _stats_locked(self) -> CacheStats:
         self._maintain()
@@ -1063,6 +1693,7 @@ class ConcurrentCache(Generic[K, V]):
             load_failures=failures,
             evictions=self._evictions,
             expirations=self._expirations,
+            rejections=self._rejections,
         )
 
 
@@ -1119,6 +1750,26 @@ def _rebuild(
     for k, v in items:
         obj.put(k, v)
     return obj
+
+
+def _check_weight(w: object, key: object) -> int:
+    if isinstance(w, bool) or not isinstance(w, int):
+        raise TypeError(f"weigher must return an int, not {type(w).__name__} (key {key!r})")
+    if w < 0:
+        raise ValueError(f"weigher returned a negative weight {w} (key {key!r})")
+    return int(w)
+
+
+def _check_lifetime(d: object, method: str) -> float:
+    """An expiry policy's result: seconds >= 0, or None (never: inf)."""
+    if d is None:
+        return _INF
+    if isinstance(d, bool) or not isinstance(d, (int, float)):
+        raise TypeError(f"{method} must return seconds or None, not {type(d).__name__}")
+    v = float(d)
+    if math.isnan(v) or v < 0:
+        raise ValueError(f"{method} must return seconds >= 0 or None, not {d!r}")
+    return v
 
 
 def _check_duration(value: float | None, name: str) -> float | None:

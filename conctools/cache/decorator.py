@@ -141,6 +141,7 @@ def cached(
     policy: PolicyName = "lru",
     typed: bool = False,
     key: Callable[..., Hashable] | None = None,
+    refresh_after: float | None = None,
 ) -> Callable[[Callable[..., R]], CachedFunction[R]]: ...
 
 
@@ -151,6 +152,7 @@ def cached(
     policy: PolicyName = "lru",
     typed: bool = False,
     key: Callable[..., Hashable] | None = None,
+    refresh_after: float | None = None,
 ) -> CachedFunction[R] | Callable[[Callable[..., R]], CachedFunction[R]]:
     """Memoize a function, thread-safely and single-flight: ``functools.lru_cache`` plus.
 
@@ -174,13 +176,18 @@ def cached(
     :func:`functools.lru_cache` itself (C speed) and the single-flight layer
     only runs on misses; otherwise the function is memoized in a
     :class:`~conctools.cache.ConcurrentCache`.
+    ``refresh_after`` (seconds): a call that hits a result older than that
+    returns it and recomputes it once in the background (see
+    ``ConcurrentCache(refresh_after=)``); it also selects the ConcurrentCache
+    engine.
     """
     if callable(maxsize) and not isinstance(maxsize, int):
         return _wrap(maxsize, 1024, ttl, policy, typed, key=key)
     size = _check_call_args(maxsize, ttl, policy, key)
+    _check_duration(refresh_after, "refresh_after")
 
     def decorating(func: Callable[..., R]) -> CachedFunction[R]:
-        return _wrap(func, size, ttl, policy, typed, key=key)
+        return _wrap(func, size, ttl, policy, typed, key=key, refresh_after=refresh_after)
 
     return decorating
 
@@ -393,6 +400,7 @@ def _wrap(
     *,
     engine: str = "auto",
     key: Callable[..., Hashable] | None = None,
+    refresh_after: float | None = None,
 ) -> CachedFunction[R]:
     """``engine``: "auto" (lru_cache when policy="lru", no ttl and no key
     function), "lru_cache" or "conctools" (a ConcurrentCache; the benchmarks
@@ -403,12 +411,16 @@ def _wrap(
     typed = bool(typed)
     if maxsize == 0 or (
         key is None
+        and refresh_after is None
         and (engine == "lru_cache" or (engine == "auto" and policy == "lru" and ttl is None))
     ):
         # (maxsize=0 caches nothing: the lru engine is then only single-flight)
         return _wrap_lru(func, maxsize, typed)
     cache: ConcurrentCache[Hashable, R] = ConcurrentCache(
-        _UNBOUNDED if maxsize is None else maxsize, ttl=ttl, policy=policy
+        _UNBOUNDED if maxsize is None else maxsize,
+        ttl=ttl,
+        policy=policy,
+        refresh_after=refresh_after,
     )
     base = [cache.stats()]
     data = cache._data
@@ -447,6 +459,8 @@ def _wrap(
             value = live_value(node)
             if value is not MISSING:
                 record(k)
+                if refresh_after is not None:
+                    cache._maybe_refresh(k, node, lambda _k: func(*args, **kwargs))
                 return value  # type: ignore[no-any-return]
         stripe = stripe_of(k)
         me = get_ident()

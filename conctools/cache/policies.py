@@ -1,9 +1,12 @@
 """Eviction policies: the global order of entries, kept under the maintenance lock.
 
-A policy only tracks keys.  The cache calls it with the maintenance lock held:
-``access`` for each buffered read or update, ``insert`` for a new key (returning
-the keys to evict so that at most ``maxsize`` remain), ``remove`` for a key
-dropped for another reason, ``clear``.  Policies are not thread-safe on their own.
+A policy only tracks keys (and, in a weighted cache, their weights).  The cache
+calls it with the maintenance lock held: ``access`` for each buffered read or
+update, ``insert`` for a new key (returning the keys to evict so that at most
+``maxsize`` remain, or a total weight of at most ``maxsize`` for the weighted
+policies), ``reweigh`` for a key whose value (and weight) was replaced,
+``remove`` for a key dropped for another reason, ``clear``.  Policies are not
+thread-safe on their own.
 """
 
 from __future__ import annotations
@@ -15,7 +18,14 @@ from typing import Any, Generic, TypeVar
 
 from .sketch import FrequencySketch
 
-__all__ = ["LruPolicy", "Policy", "WTinyLfuPolicy", "make_policy"]
+__all__ = [
+    "LruPolicy",
+    "Policy",
+    "WTinyLfuPolicy",
+    "WeightedLruPolicy",
+    "WeightedWTinyLfuPolicy",
+    "make_policy",
+]
 
 K = TypeVar("K", bound=Hashable)
 
@@ -33,8 +43,14 @@ class Policy(Generic[K]):
     def access(self, keys: Iterable[Any]) -> None:  # pragma: no cover - interface
         raise NotImplementedError
 
-    def insert(self, key: K) -> list[K]:  # pragma: no cover - interface
+    def insert(self, key: K, weight: int = 1) -> list[K]:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def reweigh(self, key: K, weight: int) -> list[K]:
+        """A present key's value was replaced (weighing ``weight``): an access;
+        returns the keys to evict.  Unweighted policies ignore the weight."""
+        self.access((key,))
+        return []
 
     def remove(self, key: K) -> None:  # pragma: no cover - interface
         raise NotImplementedError
@@ -76,7 +92,7 @@ class LruPolicy(Policy[K]):
                 except KeyError:
                     pass
 
-    def insert(self, key: K) -> list[K]:
+    def insert(self, key: K, weight: int = 1) -> list[K]:
         order = self._order
         order[key] = None
         victims: list[K] = []
@@ -136,6 +152,7 @@ class WTinyLfuPolicy(Policy[K]):
         protected_fraction: float = 0.8,
         doorkeeper: bool = False,
         adaptive: bool = True,
+        sketch_capacity: int | None = None,
     ) -> None:
         super().__init__(maxsize)
         self.window_max = max(1, int(maxsize * window_fraction))
@@ -151,7 +168,9 @@ class WTinyLfuPolicy(Policy[K]):
         self._probation: OrderedDict[K, None] = OrderedDict()
         self._protected: OrderedDict[K, None] = OrderedDict()
         self._where: dict[K, int] = {}
-        self.sketch = FrequencySketch(maxsize, doorkeeper=doorkeeper)
+        self.sketch = FrequencySketch(
+            maxsize if sketch_capacity is None else sketch_capacity, doorkeeper=doorkeeper
+        )
 
     def access(self, keys: Iterable[Any]) -> None:
         # A batch is applied per distinct key: the sketch gets each key's count
@@ -208,7 +227,7 @@ class WTinyLfuPolicy(Policy[K]):
             probation[demoted] = None
             where[demoted] = _PROBATION
 
-    def insert(self, key: K) -> list[K]:
+    def insert(self, key: K, weight: int = 1) -> list[K]:
         if self._adaptive:
             self._misses += 1
             if self._hits + self._misses >= self._sample:
@@ -295,9 +314,229 @@ class WTinyLfuPolicy(Policy[K]):
         return list(self._window), list(self._probation), list(self._protected)
 
 
-def make_policy(name: str, maxsize: int) -> Policy[K]:
+class WeightedLruPolicy(LruPolicy[K]):
+    """LRU bounded by the total weight of its keys (``maxsize`` is the maximum weight).
+
+    The caller rejects a key heavier than the bound before inserting it, so
+    evicting from the LRU end always stops before reaching the key just
+    inserted or reweighed (it is the most recently used)."""
+
+    name = "lru"
+
+    def __init__(self, maxweight: int) -> None:
+        super().__init__(maxweight)
+        self._w: dict[K, int] = {}
+        self.total = 0
+
+    def _trim(self) -> list[K]:
+        victims: list[K] = []
+        order, w = self._order, self._w
+        while self.total > self.maxsize and order:
+            k = order.popitem(last=False)[0]
+            self.total -= w[k]
+            del w[k]
+            victims.append(k)
+        return victims
+
+    def insert(self, key: K, weight: int = 1) -> list[K]:
+        w = self._w
+        if key in w:
+            return self.reweigh(key, weight)
+        self._order[key] = None
+        w[key] = weight
+        self.total += weight
+        return self._trim()
+
+    def reweigh(self, key: K, weight: int) -> list[K]:
+        w = self._w
+        if key not in w:
+            return self.insert(key, weight)
+        self.total += weight - w[key]
+        w[key] = weight
+        self._order.move_to_end(key)
+        return self._trim()
+
+    def remove(self, key: K) -> None:
+        if key in self._order:
+            del self._order[key]
+            self.total -= self._w[key]
+            del self._w[key]
+
+    def clear(self) -> None:
+        super().clear()
+        self._w.clear()
+        self.total = 0
+
+
+class WeightedWTinyLfuPolicy(WTinyLfuPolicy[K]):
+    """W-TinyLFU bounded by total weight (``maxsize`` is the maximum weight).
+
+    The regions' bounds are weights (window 1 % of the maximum weight at
+    first, adaptive as without weights; protected 80 % of the main region).
+    A candidate leaving the window competes with the main region's victim by
+    frequency as in the unweighted policy; if the cache is still over its
+    weight afterwards, entries are evicted from the main region's LRU ends
+    (probation first), then from the window.  The frequency sketch is sized for
+    ``min(maxweight, 65536)`` entries."""
+
+    name = "tinylfu"
+
+    def __init__(self, maxweight: int) -> None:
+        super().__init__(maxweight, sketch_capacity=min(maxweight, 1 << 16))
+        self._w: dict[K, int] = {}
+        self._sizes = [0, 0, 0]  # weight in window, probation, protected
+        self.total = 0
+
+    def _move(self, k: K, src: int, dst: int) -> None:
+        wt = self._w[k]
+        self._sizes[src] -= wt
+        self._sizes[dst] += wt
+
+    def access(self, keys: Iterable[Any]) -> None:
+        items = keys if isinstance(keys, (list, tuple)) else list(keys)
+        if not items:
+            return
+        counts = Counter(items)
+        add = self.sketch.add
+        for k, n in counts.items():
+            add(k, n)
+        where = self._where
+        window, probation, protected = self._window, self._probation, self._protected
+        sizes = self._sizes
+        hits = 0
+        for k in reversed(dict.fromkeys(reversed(items))):
+            try:
+                region = where[k]
+            except KeyError:
+                continue
+            hits += counts[k]
+            if region == _WINDOW:
+                window.move_to_end(k)
+            elif region == _PROTECTED:
+                protected.move_to_end(k)
+            else:
+                del probation[k]
+                protected[k] = None
+                where[k] = _PROTECTED
+                self._move(k, _PROBATION, _PROTECTED)
+                while sizes[_PROTECTED] > self.protected_max and len(protected) > 1:
+                    demoted, _ = protected.popitem(last=False)
+                    probation[demoted] = None
+                    where[demoted] = _PROBATION
+                    self._move(demoted, _PROTECTED, _PROBATION)
+        self._hits += hits
+
+    def _climb(self) -> None:
+        super()._climb()
+        # (the parent demoted by count; demote by weight as well)
+        protected, probation, where = self._protected, self._probation, self._where
+        while self._sizes[_PROTECTED] > self.protected_max and protected:
+            demoted, _ = protected.popitem(last=False)
+            probation[demoted] = None
+            where[demoted] = _PROBATION
+            self._move(demoted, _PROTECTED, _PROBATION)
+
+    def _drop(self, region: OrderedDict[K, None], idx: int) -> K:
+        victim, _ = region.popitem(last=False)
+        del self._where[victim]
+        wt = self._w[victim]
+        del self._w[victim]
+        self._sizes[idx] -= wt
+        self.total -= wt
+        return victim
+
+    def insert(self, key: K, weight: int = 1) -> list[K]:
+        if key in self._where:
+            return self.reweigh(key, weight)
+        if self._adaptive:
+            self._misses += 1
+            if self._hits + self._misses >= self._sample:
+                self._climb()
+        self.sketch.increment(key)
+        window, probation, protected, where = (
+            self._window,
+            self._probation,
+            self._protected,
+            self._where,
+        )
+        sizes = self._sizes
+        window[key] = None
+        where[key] = _WINDOW
+        self._w[key] = weight
+        sizes[_WINDOW] += weight
+        self.total += weight
+        victims: list[K] = []
+        freq = self.sketch.frequency
+        while sizes[_WINDOW] > self.window_max and window:
+            cand = next(iter(window))
+            if self.total <= self.maxsize:
+                del window[cand]
+                probation[cand] = None
+                where[cand] = _PROBATION
+                self._move(cand, _WINDOW, _PROBATION)
+                continue
+            if probation:
+                vregion, vidx = probation, _PROBATION
+            elif protected:
+                vregion, vidx = protected, _PROTECTED
+            else:
+                victims.append(self._drop(window, _WINDOW))
+                continue
+            victim = next(iter(vregion))
+            if freq(cand) > freq(victim):
+                victims.append(self._drop(vregion, vidx))
+                del window[cand]
+                probation[cand] = None
+                where[cand] = _PROBATION
+                self._move(cand, _WINDOW, _PROBATION)
+            else:
+                victims.append(self._drop(window, _WINDOW))
+        victims.extend(self._trim())
+        return victims
+
+    def _trim(self) -> list[K]:
+        victims: list[K] = []
+        while self.total > self.maxsize:
+            if self._probation:
+                victims.append(self._drop(self._probation, _PROBATION))
+            elif self._protected:
+                victims.append(self._drop(self._protected, _PROTECTED))
+            elif self._window:
+                victims.append(self._drop(self._window, _WINDOW))
+            else:  # pragma: no cover - total > 0 implies a key
+                break
+        return victims
+
+    def reweigh(self, key: K, weight: int) -> list[K]:
+        if key not in self._where:
+            return self.insert(key, weight)
+        old = self._w[key]
+        self._w[key] = weight
+        self._sizes[self._where[key]] += weight - old
+        self.total += weight - old
+        self.access((key,))
+        return self._trim()
+
+    def remove(self, key: K) -> None:
+        if key not in self._where:
+            return
+        region = self._where[key]
+        super().remove(key)
+        wt = self._w[key]
+        del self._w[key]
+        self._sizes[region] -= wt
+        self.total -= wt
+
+    def clear(self) -> None:
+        super().clear()
+        self._w.clear()
+        self._sizes = [0, 0, 0]
+        self.total = 0
+
+
+def make_policy(name: str, maxsize: int, *, weighted: bool = False) -> Policy[K]:
     if name == "lru":
-        return LruPolicy(maxsize)
+        return WeightedLruPolicy(maxsize) if weighted else LruPolicy(maxsize)
     if name == "tinylfu":
-        return WTinyLfuPolicy(maxsize)
+        return WeightedWTinyLfuPolicy(maxsize) if weighted else WTinyLfuPolicy(maxsize)
     raise ValueError(f"policy must be 'lru' or 'tinylfu', not {name!r}")

@@ -25,7 +25,9 @@ class CacheStats:
     * ``evictions``: entries dropped to respect ``maxsize``, including
       candidates the W-TinyLFU admission policy refused;
     * ``expirations``: entries dropped because their time-to-live or idle time
-      ran out.
+      ran out;
+    * ``rejections``: values not admitted because they weigh more than the
+      cache's whole ``maxweight`` (not counted in ``evictions``).
 
     Explicit removals (``invalidate``, ``clear``) are counted nowhere.
 
@@ -48,6 +50,7 @@ class CacheStats:
     load_failures: int = 0
     evictions: int = 0
     expirations: int = 0
+    rejections: int = 0
 
     @property
     def requests(self) -> int:
@@ -76,6 +79,7 @@ class CacheStats:
             self.load_failures - other.load_failures,
             self.evictions - other.evictions,
             self.expirations - other.expirations,
+            self.rejections - other.rejections,
         )
 
     def __add__(self, other: CacheStats) -> CacheStats:
@@ -88,4 +92,5 @@ class CacheStats:
             self.load_failures + other.load_failures,
             self.evictions + other.evictions,
             self.expirations + other.expirations,
+            self.rejections + other.rejections,
         )

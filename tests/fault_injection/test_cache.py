@@ -18,6 +18,7 @@ import gc
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -43,14 +44,44 @@ def _collect_first() -> None:
     gc.collect()  # earlier caches die now, not inside a fault window
 
 
+class _Expiry:
+    def expire_after_create(self, key: int, value: int, now: float) -> float | None:
+        return 60.0 if key % 5 else 0.002
+
+    def expire_after_update(self, key: int, value: int, now: float, cur: float | None) -> float:
+        return 60.0
+
+    def expire_after_read(self, key: int, value: int, now: float, cur: float | None) -> Any:
+        return cur
+
+
+EVENTS: list[tuple[int, int, str]] = []
+
+
 def _make(kind: str) -> ConcurrentCache[int, int]:
     kw: dict[str, Any] = {
         "lru": {},
         "tinylfu": {"policy": "tinylfu"},
         "ttl": {"ttl": 60.0},
         "idle": {"expire_after_access": 60.0, "policy": "tinylfu"},
+        # weights 1..3, a listener; maxweight as large as MAXSIZE entries can weigh
+        "weighted": {
+            "maxweight": MAXSIZE,
+            "weigher": lambda k, v: 1 + k % 3,
+            "on_evict": lambda k, v, cause: EVENTS.append((k, v, cause)),
+            "ttl": 60.0,
+        },
+        "weighted-tinylfu": {
+            "maxweight": MAXSIZE,
+            "weigher": lambda k, v: 1 + k % 3,
+            "policy": "tinylfu",
+        },
+        "expiry": {"expiry": _Expiry(), "on_evict": lambda k, v, cause: None},
+        "refresh": {"refresh_after": 0.0005, "ttl": 60.0},
     }[kind]
-    c: ConcurrentCache[int, int] = ConcurrentCache(MAXSIZE, **kw)
+    c: ConcurrentCache[int, int] = ConcurrentCache(
+        **({"maxsize": MAXSIZE} | kw) if "maxweight" not in kw else kw
+    )
     for k in range(MAXSIZE // 2):
         c.put(k, k)
     c.get(0)  # the main thread's buffer exists before the faults
@@ -71,6 +102,17 @@ def _invariants(c: ConcurrentCache[int, int], last: list[CacheStats]) -> Callabl
             c._dirty = False
             assert set(c._policy.keys()) == set(c._data)
             assert len(c._policy) <= MAXSIZE
+            if c._maxweight is not None:
+                total = c._policy.total  # type: ignore[attr-defined]
+                assert total == sum(n.weight for n in c._data.values()) <= c._maxweight
+        # every background reload ends and unregisters (none is leaked by an
+        # interrupted starter): each registration seen now is gone soon
+        seen = [(s, k, t) for s in c._stripes for k, t in list(s.refreshing.items())]
+        deadline = time.monotonic() + 5
+        while seen and time.monotonic() < deadline:
+            seen = [(s, k, t) for s, k, t in seen if s.refreshing.get(k) is t]
+            time.sleep(0.001)
+        assert seen == [], "a refresh stayed registered"
         s = c.stats()
         prev = last[0]
         for field in ("hits", "misses", "loads", "load_failures", "evictions", "expirations"):
@@ -152,12 +194,27 @@ def _ops(c: ConcurrentCache[int, int]) -> dict[str, Callable[[], object]]:
             with contextlib.suppress(KeyError):
                 c.get_or_load(nxt() % 80, loader, timeout=2)
 
+    def get_or_load_ttl() -> None:
+        for _ in range(10):
+            with contextlib.suppress(KeyError):
+                c.get_or_load(nxt() % 80, loader, timeout=2, ttl=30)
+
+    def refresh() -> None:
+        for i in range(20):  # hits of entries older than refresh_after
+            with contextlib.suppress(KeyError):
+                c.get_or_load(i % 8, loader, timeout=2)
+
     return {
         "get": lambda: [c.get(i % 40) for i in range(60)],
         "getitem": getitem,
         "contains": lambda: [i in c for i in range(60)],
         "put": lambda: [c.put(nxt() % 90, 1) for _ in range(20)],
         "setitem": lambda: [c.__setitem__(nxt() % 90, 2) for _ in range(20)],
+        "put_ttl": lambda: [c.put(nxt() % 90, 3, ttl=30) for _ in range(20)],
+        "get_or_load_ttl": get_or_load_ttl,
+        "refresh": refresh,
+        "setdefault": lambda: [c.setdefault(nxt() % 90, 4) for _ in range(20)],
+        "popitem": lambda: [c.popitem() if len(c) else None for _ in range(5)],
         "get_or_load": get_or_load,
         "invalidate": lambda: [c.invalidate(nxt() % 60) for _ in range(20)],
         "delitem": lambda: [c.pop(nxt() % 60, None) for _ in range(20)],
@@ -186,11 +243,32 @@ OPS = [
 
 # Every method on a plain LRU and on a W-TinyLFU cache with idle expiry; the
 # writes also on W-TinyLFU and on LRU with a ttl.
-CASES = [(op, kind) for op in OPS for kind in ("lru", "idle")] + [
-    (op, kind)
-    for op in ("put", "get_or_load", "invalidate", "clear")
-    for kind in ("tinylfu", "ttl")
-]
+CASES = (
+    [(op, kind) for op in OPS for kind in ("lru", "idle")]
+    + [
+        (op, kind)
+        for op in ("put", "get_or_load", "invalidate", "clear")
+        for kind in ("tinylfu", "ttl")
+    ]
+    # per-entry ttl, expiry policies, weights, the listener, refresh
+    + [
+        (op, kind)
+        for op in (
+            "get",
+            "put",
+            "put_ttl",
+            "get_or_load_ttl",
+            "invalidate",
+            "clear",
+            "setdefault",
+            "popitem",
+            "len",
+        )
+        for kind in ("weighted", "expiry")
+    ]
+    + [(op, "weighted-tinylfu") for op in ("put", "get_or_load", "invalidate")]
+    + [(op, "refresh") for op in ("refresh", "put", "invalidate", "clear")]
+)
 
 
 @pytest.mark.parametrize(("op", "kind"), CASES)

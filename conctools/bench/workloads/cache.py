@@ -15,6 +15,10 @@
   so misses insert and evict (the slow path).
 * ``cached_decorator``: a ``@cached`` function against a
   ``functools.lru_cache`` one on Zipf arguments.
+* ``cache_hit_configs`` and ``cache_hit_configs_mixed``: the cost of a hit
+  (read-only GetPut, and the 75/25 mix) with weights (``maxweight`` and a
+  weigher), expiry (a ``ttl``; an expiry policy object; per-entry ``ttl=``
+  puts) and a removal listener, against the plain LRU ``ConcurrentCache``.
 
 Baselines specific to caches live here: cachetools ``LRUCache`` + ``Lock`` (the
 usual way to share a cachetools cache) and an ``OrderedDict`` LRU + ``Lock``.
@@ -301,9 +305,36 @@ def _streams(threads: int, seed: int) -> tuple[list[int], ...]:
     return tuple(key_streams(threads, NKEYS, skew=1.0, seed=seed))
 
 
+class _KeepExpiry:
+    """An expiry policy: an hour after a write; reads keep the deadline."""
+
+    def expire_after_create(self, key: Any, value: Any, now: float) -> float | None:
+        return 3600.0
+
+    def expire_after_update(self, key: Any, value: Any, now: float, cur: float | None) -> float:
+        return 3600.0
+
+    def expire_after_read(self, key: Any, value: Any, now: float, cur: float | None) -> Any:
+        return cur
+
+
+def _weigh_one(key: Any, value: Any) -> int:
+    return 1
+
+
 def _make_cache(kind: str, maxsize: int) -> Any:
     if kind == "lru":
         return ConcurrentCache(maxsize, policy="lru")
+    if kind == "lru-weighted":
+        return ConcurrentCache(maxweight=maxsize, weigher=_weigh_one)
+    if kind == "tinylfu-weighted":
+        return ConcurrentCache(maxweight=maxsize, weigher=_weigh_one, policy="tinylfu")
+    if kind == "lru-ttl":
+        return ConcurrentCache(maxsize, ttl=3600.0)
+    if kind == "lru-expiry":
+        return ConcurrentCache(maxsize, expiry=_KeepExpiry())
+    if kind == "lru-listener":
+        return ConcurrentCache(maxsize, on_evict=lambda k, v, cause: None)
     if kind == "tinylfu":
         return ConcurrentCache(maxsize, policy="tinylfu")
     if kind == "cachetools":
@@ -395,6 +426,11 @@ def _get_or_put_variant(name: str, kind: str) -> Variant:
 
 
 _NOTES = {
+    "lru-weighted": "ConcurrentCache(maxweight=2048, weigher=...): every entry weighs 1",
+    "tinylfu-weighted": "ConcurrentCache(maxweight=2048, weigher=..., policy='tinylfu')",
+    "lru-ttl": "ConcurrentCache(ttl=3600): the expiring configuration",
+    "lru-expiry": "ConcurrentCache(expiry=...): expire_after_read called on every hit",
+    "lru-listener": "ConcurrentCache(on_evict=...): put takes the maintenance lock",
     "lru": "ConcurrentCache(policy='lru')",
     "tinylfu": "ConcurrentCache(policy='tinylfu')",
     "cachetools": "cachetools.LRUCache, every call under one threading.Lock",
@@ -403,6 +439,11 @@ _NOTES = {
     "theine": f"theine.Cache {dist_version('theine')} (Rust core, W-TinyLFU): get / set",
 }
 _NAMES = {
+    "lru-weighted": "lru maxweight",
+    "tinylfu-weighted": "tinylfu maxweight",
+    "lru-ttl": "lru ttl",
+    "lru-expiry": "lru expiry policy",
+    "lru-listener": "lru on_evict",
     "lru": "ConcurrentCache lru",
     "tinylfu": "ConcurrentCache tinylfu",
     "cachetools": "cachetools LRU+Lock",
@@ -507,6 +548,28 @@ WORKLOADS: list[Workload | MetricWorkload] = [
         f"get, put on miss: Zipf(1.0) over {NKEYS} keys, cache of {NKEYS // 4}",
         _get_or_put_variant,
         kinds=("lru", "tinylfu", "cachetools", "odict"),
+        threads=(1, 2),
+    ),
+    Workload(
+        name="cache_hit_configs",
+        group="cache",
+        description=f"cost of a hit by configuration: get of Zipf(1.0) keys, {NKEYS} all cached",
+        baseline=_NAMES["lru"],
+        variants=tuple(
+            _getput_variant(_NAMES[k], k, None, True)
+            for k in ("lru", "lru-weighted", "tinylfu", "tinylfu-weighted", "lru-ttl", "lru-expiry")
+        ),
+        threads=(1, 2),
+    ),
+    Workload(
+        name="cache_hit_configs_mixed",
+        group="cache",
+        description=f"75% get / 25% put by configuration, Zipf(1.0), {NKEYS} all cached",
+        baseline=_NAMES["lru"],
+        variants=tuple(
+            _getput_variant(_NAMES[k], k, 4, False)
+            for k in ("lru", "lru-weighted", "lru-ttl", "lru-expiry", "lru-listener")
+        ),
         threads=(1, 2),
     ),
     Workload(
