@@ -8,12 +8,14 @@ in a :class:`~conctools.cache.ConcurrentCache`.
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 from .._internal.sentinel import MISSING
 from .._runtime import gil_enabled
+from ._async import aload
 from .core import _MISS, ConcurrentCache, PolicyName, _await, _check_duration, _find, _Load
 
 __all__ = ["CacheInfo", "CachedFunction", "cached"]
@@ -401,6 +403,8 @@ def _wrap(
         raise TypeError("cached() expects a callable")
     maxsize = _check_call_args(maxsize, ttl, policy, key)
     typed = bool(typed)
+    if inspect.iscoroutinefunction(func):
+        return _wrap_async(func, maxsize, ttl, policy, typed, key=key)  # type: ignore[no-any-return]
     if maxsize == 0 or (
         key is None
         and (engine == "lru_cache" or (engine == "auto" and policy == "lru" and ttl is None))
@@ -523,6 +527,80 @@ def _wrap(
     w.cache_clear = cache_clear
     w.cache_parameters = cache_parameters
     return w  # type: ignore[no-any-return]
+
+
+def _wrap_async(
+    func: Callable[..., Any],
+    maxsize: int | None,
+    ttl: float | None,
+    policy: PolicyName,
+    typed: bool,
+    *,
+    key: Callable[..., Hashable] | None,
+) -> Any:
+    """``@cached`` on a coroutine function: a coroutine function memoized in a
+    :class:`ConcurrentCache` whose misses go through ``aget_or_load``'s
+    single-flight machinery (one load per key across tasks, loops and threads).
+    ``maxsize=0`` caches nothing: calls are only single-flight."""
+    store = maxsize != 0
+    cache: ConcurrentCache[Hashable, Any] = ConcurrentCache(
+        _UNBOUNDED if maxsize is None else max(maxsize, 1), ttl=ttl, policy=policy
+    )
+    base = [cache.stats()]
+    data = cache._data
+    tls = cache._tls
+    register = cache._register
+    after_record = cache._after_record
+    live_value = cache._live_value
+    record = cache._record
+    timed = cache._timed
+    keyfn = key
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if keyfn is not None:
+            k = keyfn(*args, **kwargs)
+        elif kwargs or typed or len(args) != 1 or type(args[0]) not in _FAST_TYPES:
+            k = make_key(args, kwargs, typed)
+        else:
+            k = args[0]
+        try:
+            node = data[k]  # not dict.get: see core._find
+        except KeyError:
+            pass
+        else:
+            if not timed:
+                try:
+                    buf = tls.value
+                except AttributeError:
+                    buf = register()
+                buf.hits += 1
+                buf.append(k)
+                if len(buf) > 63:
+                    after_record(buf)
+                return node.item
+            value = live_value(node)
+            if value is not MISSING:
+                record(k)
+                return value
+        return await aload(cache, k, lambda _k: func(*args, **kwargs), None, store)
+
+    def cache_info() -> CacheInfo:
+        s = cache.stats() - base[0]
+        return CacheInfo(s.hits, s.misses, maxsize, len(cache))  # type: ignore[arg-type]
+
+    def cache_clear() -> None:
+        base[0] = cache._clear_with_stats()
+
+    def cache_parameters() -> dict[str, Any]:
+        return {"maxsize": maxsize, "typed": typed, "ttl": ttl, "policy": policy}
+
+    _plain_signatures(cache_info, cache_clear, cache_parameters)
+    w: Any = functools.update_wrapper(wrapper, func)
+    w._cache = cache  # for tests
+    w.cache_info = cache_info
+    w.cache_clear = cache_clear
+    w.cache_parameters = cache_parameters
+    return w
 
 
 _UNBOUNDED = 2**62  # maxsize=None: a bound no process reaches
