@@ -84,12 +84,16 @@ class _ALoad(_Load):
     the loop's thread: a blocking ``get_or_load`` of the key from that thread
     raises ``RuntimeError`` rather than block the loop that runs the load)."""
 
-    __slots__ = ("loop", "task")
+    __slots__ = ("interrupt", "loop", "task")
 
     def __init__(self, owner: int, loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(owner)
         self.loop = loop
         self.task: weakref.ref[asyncio.Task[None]] | None = None
+        # A BaseException (not an Exception, not a cancellation) from the
+        # loader: raised in the call that started the load, as an interrupt
+        # of a synchronous loader is raised in its own thread only.
+        self.interrupt: BaseException | None = None
 
 
 def _complete(
@@ -141,7 +145,9 @@ async def _run(
     """The load's task: await the loader, cache its value, complete the flight.
 
     A loader exception is handed to the waiters, not raised here (nobody
-    awaits this task); a cancellation of this task or an interrupt is."""
+    awaits this task); any other BaseException is handed to the call that
+    started the load (the waiters start over), and a cancellation of this
+    task, ``KeyboardInterrupt`` and ``SystemExit`` propagate as in any task."""
     value: Any = MISSING
     error: BaseException | None = None
     try:
@@ -152,6 +158,9 @@ async def _run(
         except BaseException as exc:
             error = exc
             if isinstance(exc, Exception):
+                return
+            if not isinstance(exc, (asyncio.CancelledError, KeyboardInterrupt, SystemExit)):
+                mine.interrupt = exc
                 return
             raise
         if store:
@@ -214,6 +223,8 @@ async def aload(
             if load is not mine:
                 cache._record(_MISS)
             raise load.error
+        if load is mine and mine.interrupt is not None:
+            raise mine.interrupt
         if load.value is MISSING:  # the load was cancelled or interrupted: start over
             continue
         if load is not mine:
