@@ -385,7 +385,9 @@ def test_cancelled_load_sends_waiters_to_start_over() -> None:
         waiters = [asyncio.ensure_future(c.aget_or_load(1, loader)) for _ in range(3)]
         await asyncio.sleep(0.005)
         (load,) = [
-            t for t in asyncio.all_tasks() if t.get_coro().__name__ == "_run"  # type: ignore[union-attr]
+            t
+            for t in asyncio.all_tasks()
+            if t.get_coro().__name__ == "_run"  # type: ignore[union-attr]
         ]
         load.cancel()
         assert await asyncio.gather(*waiters) == ["v2"] * 3
@@ -409,8 +411,9 @@ def test_loop_shutdown_cancels_its_load_and_a_waiter_on_another_loop_loads() -> 
             return "never"
 
         async def main() -> None:
-            asyncio.ensure_future(c.aget_or_load(1, loader))
+            starter = [asyncio.ensure_future(c.aget_or_load(1, loader))]
             await asyncio.sleep(0.05)  # asyncio.run then cancels the pending load
+            assert not starter[0].done()
 
         asyncio.run(main())
 
@@ -449,9 +452,10 @@ def test_closed_loop_without_cancelling_its_load(monkeypatch: pytest.MonkeyPatch
             return "never"
 
         async def main() -> None:
-            asyncio.ensure_future(c.aget_or_load(1, loader))
+            starter = [asyncio.ensure_future(c.aget_or_load(1, loader))]
             while not stop.is_set():
                 await asyncio.sleep(0.005)
+            assert not starter[0].done()
 
         loop.run_until_complete(main())
         loop.close()  # the load's task is still pending
