@@ -812,3 +812,46 @@ def test_many_keys_many_tasks_stats_are_exact() -> None:
     s = c.stats()
     assert (s.hits + s.misses, s.misses, s.loads) == (1500, 50, 50)
     _no_flights(c)
+
+
+def test_load_task_cancelled_before_its_first_step_completes_its_flight() -> None:
+    """A task cancelled before it starts never runs its coroutine's ``finally``;
+    its done callback completes the flight and the callers start over."""
+    c: ConcurrentCache[int, str] = ConcurrentCache(8)
+    calls = []
+
+    async def loader(key: int) -> str:
+        calls.append(key)
+        return f"v{len(calls)}"
+
+    async def main() -> None:
+        starter = asyncio.ensure_future(c.aget_or_load(1, loader))
+        await asyncio.sleep(0)  # the starter registered the load and created its task
+        (load,) = [
+            t
+            for t in asyncio.all_tasks()
+            if t.get_coro().__name__ == "_run"  # type: ignore[union-attr]
+        ]
+        load.cancel()  # before its first step
+        assert await asyncio.wait_for(starter, 5) == "v1"
+
+    run(main())
+    assert calls == [1]  # the cancelled load never called it; the restarted one did
+    _no_flights(c)
+
+
+def test_joining_a_load_of_a_closed_loop_starts_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(async_mod, "_POLL", 60.0)  # noticed when joining, not by polling
+    c: ConcurrentCache[int, str] = ConcurrentCache(8)
+    dead = asyncio.new_event_loop()
+    flight = async_mod._ALoad(0, dead)
+    stripe = c._stripe(1)
+    stripe.loading[1] = flight
+    dead.close()
+
+    async def loader(key: int) -> str:
+        return "fresh"
+
+    assert run(asyncio.wait_for(c.aget_or_load(1, loader), 5)) == "fresh"
+    assert flight.done
+    _no_flights(c)

@@ -25,6 +25,7 @@ and asynchronous callers of one key share one load whichever kind started it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 import weakref
@@ -133,6 +134,12 @@ def _complete(
         raise pending
 
 
+def _finished(stripe: _Stripe, key: Any, mine: _ALoad, task: asyncio.Task[None]) -> None:
+    """The load's task is done: its flight is complete (a no-op if ``_run``
+    completed it, as it does unless the task never reached its ``try``)."""
+    _complete(stripe, key, mine, MISSING, None)
+
+
 async def _run(
     cache: ConcurrentCache[Any, Any],
     key: Any,
@@ -208,13 +215,21 @@ async def aload(
                 except BaseException:
                     coro.close()
                     raise
-                started = True
                 mine.task = weakref.ref(task)
+                # A task cancelled before its first step never enters _run's
+                # ``finally`` (nor does one interrupted before it): the done
+                # callback completes the flight then (idempotent).
+                task.add_done_callback(functools.partial(_finished, stripe, key, mine))
+                started = True
         finally:
             if not started and not joined:  # no task will complete ``mine``: do it here
                 _complete(stripe, key, mine, MISSING, None)
         if load is not mine:
             _check_recursion(cache, key, load, me)
+            if isinstance(load, _ALoad) and load.loop.is_closed() and not load.done:
+                # Its loop was closed with the load pending: it can never finish.
+                _complete(stripe, key, load, MISSING, None)
+                continue
         if not await _wait(load, stripe, key, loop, end):
             if load is not mine:
                 cache._record(_MISS)
