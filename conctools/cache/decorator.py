@@ -103,7 +103,8 @@ class CachedFunction(Generic[R]):
     **Blocking and timeouts.** A call blocks while another call with the same
     arguments computes (without a timeout, as with a lock around
     ``lru_cache``); a call with the same arguments from inside that computation
-    raises ``RuntimeError`` instead of deadlocking.
+    raises ``RuntimeError`` instead of deadlocking.  On a coroutine function a
+    call awaits instead of blocking, and cancelling it stops only its wait.
 
     **Complexity.** O(1) per call plus the key's construction and hashing.
     """
@@ -176,6 +177,13 @@ def cached(
     :func:`functools.lru_cache` itself (C speed) and the single-flight layer
     only runs on misses; otherwise the function is memoized in a
     :class:`~conctools.cache.ConcurrentCache`.
+
+    On a coroutine function (``async def``) the result is a coroutine function
+    memoized in a :class:`~conctools.cache.ConcurrentCache`, with the same
+    options: concurrent awaits with the same arguments (in tasks of one event
+    loop, or of loops in other threads) await one computation, run in a task of
+    its own; cancelling an awaiting caller never cancels it (see
+    :meth:`~conctools.cache.ConcurrentCache.aget_or_load` for the guarantees).
     """
     if callable(maxsize) and not isinstance(maxsize, int):
         return _wrap(maxsize, 1024, ttl, policy, typed, key=key)
