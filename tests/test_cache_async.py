@@ -855,3 +855,53 @@ def test_joining_a_load_of_a_closed_loop_starts_over(monkeypatch: pytest.MonkeyP
     assert run(asyncio.wait_for(c.aget_or_load(1, loader), 5)) == "fresh"
     assert flight.done
     _no_flights(c)
+
+
+def test_recheck_finds_a_value_stored_since_the_first_lookup() -> None:
+    """The lru_cache engine's gap: a value stored after a call's first lookup
+    and before it starts a flight is found by ``recheck``: no second load."""
+    c: ConcurrentCache[int, str] = ConcurrentCache(4)
+    called: list[int] = []
+
+    async def loader(key: int) -> str:
+        called.append(key)
+        return "loaded"
+
+    async def main() -> None:
+        v = await async_mod.aload(c, 1, loader, None, True, recheck=lambda: "stored")
+        assert v == "stored"
+
+    run(main())
+    assert called == []
+    assert (c.stats().hits, c.stats().misses, c.stats().loads) == (1, 0, 1)
+    _no_flights(c)
+
+
+@pytest.mark.parametrize("engine", ["lru_cache", "conctools"])
+def test_engines_single_flight_errors_and_counts(engine: str) -> None:
+    from conctools.cache.decorator import _wrap
+
+    calls: list[int] = []
+
+    async def base(x: int) -> int:
+        calls.append(x)
+        await asyncio.sleep(0.01)
+        if x < 0:
+            raise ValueError(x)
+        return x * 10
+
+    f: Any = _wrap(base, 16, None, "lru", False, engine=engine)
+    assert inspect.iscoroutinefunction(f)
+
+    async def main() -> None:
+        assert await asyncio.gather(*(f(1) for _ in range(100))) == [10] * 100
+        errors = await asyncio.gather(*(f(-1) for _ in range(10)), return_exceptions=True)
+        assert all(e is errors[0] and isinstance(e, ValueError) for e in errors)
+        assert await f(1) == 10
+
+    run(main())
+    assert calls == [1, -1]
+    assert tuple(f.cache_info()) == (100, 11, 16, 1)
+    f.cache_clear()
+    assert tuple(f.cache_info()) == (0, 0, 16, 0)
+    _no_flights(f._cache)

@@ -147,7 +147,7 @@ async def _run(
     mine: _ALoad,
     stripe: _Stripe,
     *,
-    store: bool,
+    store: bool | Callable[[Any, Any], None],
 ) -> None:
     """The load's task: await the loader, cache its value, complete the flight.
 
@@ -172,7 +172,10 @@ async def _run(
             raise
         if store:
             try:
-                cache._insert(key, value, mine)
+                if store is True:
+                    cache._insert(key, value, mine)
+                else:
+                    store(key, value)
             except Exception as exc:  # a colliding key's __eq__: the value is not cached
                 mine.loop.call_exception_handler(
                     {"message": f"caching the loaded value of {key!r} failed", "exception": exc}
@@ -186,11 +189,17 @@ async def aload(
     key: Any,
     loader: Callable[[Any], Awaitable[Any]],
     timeout: float | None,
-    store: bool,
+    store: bool | Callable[[Any, Any], None],
+    *,
+    recheck: Callable[[], Any] | None = None,
 ) -> Any:
     """The miss path of ``aget_or_load``: join or start the key's flight and
     wait for it.  ``timeout``: validated seconds or None.  ``store=False``
-    (``@cached(maxsize=0)``): single-flight only, nothing is cached.
+    (``@cached(maxsize=0)``): single-flight only, nothing is cached; a
+    callable: ``store(key, value)`` keeps the value elsewhere (the lru_cache
+    engine of async ``@cached``), and ``recheck()`` (value or MISSING), called
+    once this call owns a new flight, finds a value stored there since the
+    caller looked (the flight then ends with it, no load).
 
     Counts one miss for the call that starts the load, and for a waiter one
     hit (the load succeeded) or one miss (it failed, or the wait timed out);
@@ -202,11 +211,17 @@ async def aload(
     while True:
         mine = _ALoad(me, loop)
         started = joined = False
+        found: Any = MISSING
         try:
             load, value = cache._begin(key, stripe, mine)
             joined = load is not mine  # (then ``mine`` was never registered)
             if load is None:  # installed since the caller looked: a hit, counted
                 return value
+            if load is mine and recheck is not None:
+                found = recheck()
+                if found is not MISSING:  # stored since the caller looked: a hit
+                    cache._record(key)
+                    return found
             if load is mine:
                 cache._record(_MISS)
                 coro = _run(cache, key, loader, mine, stripe, store=store)
@@ -223,7 +238,7 @@ async def aload(
                 started = True
         finally:
             if not started and not joined:  # no task will complete ``mine``: do it here
-                _complete(stripe, key, mine, MISSING, None)
+                _complete(stripe, key, mine, found, None)
         if load is not mine:
             _check_recursion(cache, key, load, me)
             if isinstance(load, _ALoad) and load.loop.is_closed() and not load.done:

@@ -412,6 +412,14 @@ def _wrap(
     maxsize = _check_call_args(maxsize, ttl, policy, key)
     typed = bool(typed)
     if inspect.iscoroutinefunction(func):
+        if (
+            maxsize != 0
+            and key is None
+            and policy == "lru"
+            and ttl is None
+            and engine != "conctools"
+        ):
+            return _wrap_async_lru(func, maxsize, typed)  # type: ignore[no-any-return]
         return _wrap_async(func, maxsize, ttl, policy, typed, key=key)  # type: ignore[no-any-return]
     if maxsize == 0 or (
         key is None
@@ -535,6 +543,99 @@ def _wrap(
     w.cache_clear = cache_clear
     w.cache_parameters = cache_parameters
     return w  # type: ignore[no-any-return]
+
+
+def _wrap_async_lru(func: Callable[..., Any], maxsize: int | None, typed: bool) -> Any:
+    """Async ``@cached`` with ``policy="lru"``, no ttl and no key function:
+    :func:`functools.lru_cache` (C) serves hits, as for a plain function.
+
+    The lru_cache wraps ``probe``, which raises ``_Absent`` on a miss unless
+    this thread is storing a loaded value (``tls.pending``, set around a
+    nested call).  Misses go through ``aload``'s single-flight machinery on a
+    private registry: the load's task stores its value into lru_cache (a
+    synchronous nested call) before the flight ends, and a call that starts a
+    new flight first looks into lru_cache again (``recheck``), so a value
+    stored since its first lookup is never computed again.  Counting: a
+    first lookup that hits is a hit; the miss path counts on the registry
+    (one hit or miss per call, as ``aget_or_load``); lru_cache's own counts
+    of the nested store and recheck calls are taken out."""
+    tls = threading.local()
+    flights: ConcurrentCache[Hashable, Any] = ConcurrentCache(1)
+    # [hits of nested store/recheck calls, cache_clear() generation]
+    extra = [0, 0]
+    lock = threading.Lock()
+
+    def probe(*args: Any, **kwargs: Any) -> Any:
+        value = getattr(tls, "pending", MISSING)
+        if value is MISSING:
+            raise _Absent
+        tls.pending = MISSING
+        return value
+
+    lru = functools.lru_cache(maxsize=maxsize, typed=typed)(probe)
+    lru_info, lru_clear = lru.cache_info, lru.cache_clear
+    base = [flights.stats()]
+
+    def nested(args: tuple[Any, ...], kwargs: dict[str, Any], value: Any, gen: int) -> Any:
+        """Call lru_cache once more: store ``value``, or only look if MISSING.
+        Not after a ``cache_clear()`` since the call began (generation ``gen``)."""
+        if extra[1] != gen:
+            return MISSING
+        tls.pending = value
+        try:
+            try:
+                found = lru(*args, **kwargs)
+            except _Absent:  # (a look that missed)
+                return MISSING
+            # a hit unless probe took the value to store it
+            hit = value is MISSING or tls.pending is not MISSING
+        finally:
+            tls.pending = MISSING
+        if hit:
+            with lock:
+                if extra[1] == gen:
+                    extra[0] += 1
+        return found
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return lru(*args, **kwargs)
+        except _Absent:
+            pass
+        gen = extra[1]
+        return await aload(
+            flights,
+            make_key(args, kwargs, typed),
+            lambda _k: func(*args, **kwargs),
+            None,
+            lambda _k, value: nested(args, kwargs, value, gen),
+            recheck=lambda: nested(args, kwargs, MISSING, gen),
+        )
+
+    def cache_info() -> CacheInfo:
+        with lock:
+            s = flights.stats() - base[0]
+            info = lru_info()
+            nested_hits = extra[0]
+        return CacheInfo(info.hits - nested_hits + s.hits, s.misses, maxsize, info.currsize)  # type: ignore[arg-type]
+
+    def cache_clear() -> None:
+        with lock:
+            lru_clear()
+            base[0] = flights.stats()
+            extra[0] = 0
+            extra[1] += 1
+
+    def cache_parameters() -> dict[str, Any]:
+        return {"maxsize": maxsize, "typed": typed, "ttl": None, "policy": "lru"}
+
+    _plain_signatures(cache_info, cache_clear, cache_parameters)
+    w: Any = functools.update_wrapper(wrapper, func)
+    w._cache = flights  # for tests: the registry of flights
+    w.cache_info = cache_info
+    w.cache_clear = cache_clear
+    w.cache_parameters = cache_parameters
+    return w
 
 
 def _wrap_async(

@@ -36,7 +36,7 @@ from typing import Any
 
 from conctools.bench.baselines import key_streams, zipf_keys
 from conctools.bench.harness import Body, MetricWorkload, Trial, Variant, Workload
-from conctools.cache import ConcurrentCache
+from conctools.cache import ConcurrentCache, cached
 from conctools.cache.core import PolicyName
 from conctools.cache.decorator import _wrap
 
@@ -554,7 +554,7 @@ def _async_hit_variant(name: str, kind: str) -> Variant:
                     return v
 
         else:
-            f = _wrap(ident, NKEYS, 3600.0 if kind == "ttl" else None, "lru", False)
+            f = cached(maxsize=NKEYS, ttl=3600.0 if kind == "ttl" else None)(ident)
         loops = [asyncio.new_event_loop() for _ in range(threads)]
 
         async def warm() -> None:
@@ -596,8 +596,8 @@ def _async_hit_variant(name: str, kind: str) -> Variant:
 
 
 _ASYNC_NOTES = {
-    "cached": "@cached on an async def (hits: one dict lookup, no lock, no task)",
-    "ttl": "@cached(ttl=3600) on an async def",
+    "cached": "@cached on an async def (hits: functools.lru_cache, no lock, no task)",
+    "ttl": "@cached(ttl=3600) on an async def (a ConcurrentCache)",
     "dict": "a coroutine looking the key up in a dict (await the computation on a miss)",
 }
 
