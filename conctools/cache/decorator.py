@@ -179,10 +179,10 @@ def cached(
     :class:`~conctools.cache.ConcurrentCache`.
 
     On a coroutine function (``async def``) the result is a coroutine function
-    memoized in a :class:`~conctools.cache.ConcurrentCache`, with the same
-    options: concurrent awaits with the same arguments (in tasks of one event
-    loop, or of loops in other threads) await one computation, run in a task of
-    its own; cancelling an awaiting caller never cancels it (see
+    with the same options and engines: concurrent awaits with the same
+    arguments (in tasks of one event loop, or of loops in other threads) await
+    one computation, run in a task of its own; cancelling an awaiting caller
+    never cancels it (see
     :meth:`~conctools.cache.ConcurrentCache.aget_or_load` for the guarantees).
     """
     if callable(maxsize) and not isinstance(maxsize, int):
