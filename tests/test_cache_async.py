@@ -905,3 +905,92 @@ def test_engines_single_flight_errors_and_counts(engine: str) -> None:
     f.cache_clear()
     assert tuple(f.cache_info()) == (0, 0, 16, 0)
     _no_flights(f._cache)
+
+
+# ------------------------------------------------------- linearizability
+
+
+class AsyncLoadSpec:
+    """Sequential reference: ``aload(key, v)`` returns the present value, or
+    stores and returns ``v`` (the loader's value)."""
+
+    def __init__(self) -> None:
+        self.d: dict[int, int] = {}
+
+    def get(self, key: int) -> Any:
+        return self.d.get(key)
+
+    def put(self, key: int, value: int) -> None:
+        self.d[key] = value
+
+    def invalidate(self, key: int) -> bool:
+        return self.d.pop(key, None) is not None
+
+    def aload(self, key: int, value: int) -> int:
+        return self.d.setdefault(key, value)
+
+
+class AsyncLoadCache:
+    """``aload`` awaits ``aget_or_load`` on an event loop of the calling thread."""
+
+    def __init__(self) -> None:
+        self.c: ConcurrentCache[int, int] = ConcurrentCache(16)
+
+    def get(self, key: int) -> Any:
+        return self.c.get(key)
+
+    def put(self, key: int, value: int) -> None:
+        self.c.put(key, value)
+
+    def invalidate(self, key: int) -> bool:
+        return self.c.invalidate(key)
+
+    def aload(self, key: int, value: int) -> int:
+        async def loader(k: int) -> int:
+            await asyncio.sleep(0)
+            return value
+
+        return asyncio.run(self.c.aget_or_load(key, loader))
+
+
+def test_aget_or_load_linearizable_with_get_put_invalidate() -> None:
+    from conctools.testing import Call, Scenario, assert_linearizable
+
+    scenario = Scenario(
+        init=(),
+        threads=(
+            (Call("aload", (0, 1)), Call("get", (0,)), Call("aload", (1, 1))),
+            (Call("aload", (0, 2)), Call("invalidate", (0,)), Call("aload", (0, 3))),
+            (Call("put", (1, 4)), Call("aload", (1, 5)), Call("get", (0,))),
+        ),
+        post=(Call("get", (0,)), Call("get", (1,))),
+    )
+    assert_linearizable(
+        scenario, AsyncLoadCache, AsyncLoadSpec, partition=lambda op: op.args[0], trials=15
+    )
+
+
+class LoadTwiceCache(AsyncLoadCache):
+    """Broken on purpose: every caller loads and stores its own value."""
+
+    def aload(self, key: int, value: int) -> int:
+        async def load() -> int:
+            await asyncio.sleep(0.001)
+            self.c.put(key, value)
+            return value
+
+        return asyncio.run(load())
+
+
+def test_async_linearizability_check_can_fail() -> None:
+    from conctools.testing import Call, Scenario, assert_linearizable
+
+    scenario = Scenario(
+        init=(),
+        threads=((Call("aload", (0, 1)),), (Call("aload", (0, 2)),)),
+        post=(Call("get", (0,)),),
+    )
+    with pytest.raises(AssertionError):
+        assert_linearizable(
+            scenario, LoadTwiceCache, AsyncLoadSpec, partition=lambda op: op.args[0], trials=30
+        )
