@@ -237,11 +237,17 @@ def _pyright(session: nox.Session) -> str:
 def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package; mypy --strict and pyright strict on tests/typing/.
 
-    tests/typing/ holds user code of the public API (see its README)."""
+    tests/typing/ holds user code of the public API (see its README): among
+    others ``@cached`` on functions, methods, staticmethods, classmethods and
+    coroutine functions.  mypy checks it for the running Python and for 3.10
+    (the oldest supported; pyright's config targets 3.10 too)."""
     session.install("mypy", "typing_extensions", "hypothesis>=6.100,<6.156", "-e", ".")
     session.run("mypy", "--strict", "conctools")
     # The package's own errors are reported by the run above.
     session.run("mypy", "--strict", "--follow-imports=silent", "tests/typing")
+    session.run(
+        "mypy", "--strict", "--follow-imports=silent", "--python-version", "3.10", "tests/typing"
+    )
     python = str(Path(session.bin) / "python")
     session.run(_pyright(session), "-p", "tests/typing", "--pythonpath", python, external=True)
 

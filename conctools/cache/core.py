@@ -11,7 +11,7 @@ import math
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Hashable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Hashable, Iterator, MutableMapping
 from typing import Any, Generic, Literal, Protocol, TypeVar, cast, overload
 
 from .._internal.perthread import PerThread
@@ -1430,6 +1430,39 @@ class ConcurrentCache(Generic[K, V]):
                         pending = exc
                 if pending is not None:
                     raise pending
+
+    async def aget_or_load(
+        self, key: K, loader: Callable[[K], Awaitable[V]], timeout: float | None = None
+    ) -> V:
+        """``get_or_load`` for coroutines: the value for ``key``; if absent, awaits
+        ``loader(key)`` once for all concurrent callers (single-flight).
+
+        Concurrent callers for the same missing key, in tasks of one event loop
+        or of loops in other threads (and synchronous ``get_or_load`` callers),
+        share one load.  The loader runs in a task of its own on the loop of
+        the call that started the load, under no lock; each caller awaits its
+        outcome, and a caller on another loop is woken thread-safely.  A loader
+        exception is raised in every caller and nothing is cached.  Cancelling a
+        caller (the one that started the load included) only stops that
+        caller's wait: the load goes on and its value is cached.  ``timeout``
+        bounds the wait as in ``get_or_load`` (``TimeoutError``; the load goes
+        on).  A load that is itself cancelled (its loop shuts down) or
+        interrupted caches nothing, and its waiters start over.  Awaiting the
+        key from inside its own loader raises ``RuntimeError``.  Counted like
+        ``get_or_load``: a miss for the caller that starts the load; a hit or
+        a miss for a waiter; a waiter cancelled before the outcome counts
+        nothing.
+        """
+        t = None if timeout is None else check_timeout(timeout)
+        node = _find(self._data, key)
+        if node is not None:
+            value = self._live_value(node)
+            if value is not MISSING:
+                self._record(key)
+                return value  # type: ignore[no-any-return]
+        from ._async import aload  # (a cycle: _async builds on this module)
+
+        return await aload(self, key, loader, t, True)  # type: ignore[no-any-return]
 
     def _begin(self, key: K, stripe: _Stripe, mine: _Load) -> tuple[_Load | None, Any]:
         """Join or start the flight for a key that looked absent.

@@ -8,12 +8,14 @@ in a :class:`~conctools.cache.ConcurrentCache`.
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
 from .._internal.sentinel import MISSING
 from .._runtime import gil_enabled
+from ._async import aload
 from .core import _MISS, ConcurrentCache, PolicyName, _await, _check_duration, _find, _Load
 
 __all__ = ["CacheInfo", "CachedFunction", "cached"]
@@ -101,7 +103,8 @@ class CachedFunction(Generic[R]):
     **Blocking and timeouts.** A call blocks while another call with the same
     arguments computes (without a timeout, as with a lock around
     ``lru_cache``); a call with the same arguments from inside that computation
-    raises ``RuntimeError`` instead of deadlocking.
+    raises ``RuntimeError`` instead of deadlocking.  On a coroutine function a
+    call awaits instead of blocking, and cancelling it stops only its wait.
 
     **Complexity.** O(1) per call plus the key's construction and hashing.
     """
@@ -180,6 +183,15 @@ def cached(
     returns it and recomputes it once in the background (see
     ``ConcurrentCache(refresh_after=)``); it also selects the ConcurrentCache
     engine.
+
+    On a coroutine function (``async def``) the result is a coroutine function
+    with the same options and engines: concurrent awaits with the same
+    arguments (in tasks of one event loop, or of loops in other threads) await
+    one computation, run in a task of its own; cancelling an awaiting caller
+    never cancels it (see
+    :meth:`~conctools.cache.ConcurrentCache.aget_or_load` for the guarantees).
+    ``refresh_after`` is refused there (:class:`ValueError`): a background
+    reload would need an event loop of its own.
     """
     if callable(maxsize) and not isinstance(maxsize, int):
         return _wrap(maxsize, 1024, ttl, policy, typed, key=key)
@@ -409,6 +421,19 @@ def _wrap(
         raise TypeError("cached() expects a callable")
     maxsize = _check_call_args(maxsize, ttl, policy, key)
     typed = bool(typed)
+    if inspect.iscoroutinefunction(func):
+        if refresh_after is not None:
+            # A background reload would need an event loop of its own.
+            raise ValueError("refresh_after is not available on coroutine functions")
+        if (
+            maxsize != 0
+            and key is None
+            and policy == "lru"
+            and ttl is None
+            and engine != "conctools"
+        ):
+            return _wrap_async_lru(func, maxsize, typed)  # type: ignore[no-any-return]
+        return _wrap_async(func, maxsize, ttl, policy, typed, key=key)  # type: ignore[no-any-return]
     if maxsize == 0 or (
         key is None
         and refresh_after is None
@@ -537,6 +562,173 @@ def _wrap(
     w.cache_clear = cache_clear
     w.cache_parameters = cache_parameters
     return w  # type: ignore[no-any-return]
+
+
+def _wrap_async_lru(func: Callable[..., Any], maxsize: int | None, typed: bool) -> Any:
+    """Async ``@cached`` with ``policy="lru"``, no ttl and no key function:
+    :func:`functools.lru_cache` (C) serves hits, as for a plain function.
+
+    The lru_cache wraps ``probe``, which raises ``_Absent`` on a miss unless
+    this thread is storing a loaded value (``tls.pending``, set around a
+    nested call).  Misses go through ``aload``'s single-flight machinery on a
+    private registry: the load's task stores its value into lru_cache (a
+    synchronous nested call) before the flight ends, and a call that starts a
+    new flight first looks into lru_cache again (``recheck``), so a value
+    stored since its first lookup is never computed again.  Counting: a
+    first lookup that hits is a hit; the miss path counts on the registry
+    (one hit or miss per call, as ``aget_or_load``); lru_cache's own counts
+    of the nested store and recheck calls are taken out."""
+    tls = threading.local()
+    flights: ConcurrentCache[Hashable, Any] = ConcurrentCache(1)
+    # [hits of nested store/recheck calls, cache_clear() generation]
+    extra = [0, 0]
+    lock = threading.Lock()
+
+    def probe(*args: Any, **kwargs: Any) -> Any:
+        value = getattr(tls, "pending", MISSING)
+        if value is MISSING:
+            raise _Absent
+        tls.pending = MISSING
+        return value
+
+    lru = functools.lru_cache(maxsize=maxsize, typed=typed)(probe)
+    lru_info, lru_clear = lru.cache_info, lru.cache_clear
+    base = [flights.stats()]
+
+    def nested(args: tuple[Any, ...], kwargs: dict[str, Any], value: Any, gen: int) -> Any:
+        """Call lru_cache once more: store ``value``, or only look if MISSING.
+        Not after a ``cache_clear()`` since the call began (generation ``gen``)."""
+        if extra[1] != gen:
+            return MISSING
+        tls.pending = value
+        try:
+            try:
+                found = lru(*args, **kwargs)
+            except _Absent:  # (a look that missed)
+                return MISSING
+            # a hit unless probe took the value to store it
+            hit = value is MISSING or tls.pending is not MISSING
+        finally:
+            tls.pending = MISSING
+        if hit:
+            with lock:
+                if extra[1] == gen:
+                    extra[0] += 1
+        return found
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return lru(*args, **kwargs)
+        except _Absent:
+            pass
+        gen = extra[1]
+        return await aload(
+            flights,
+            make_key(args, kwargs, typed),
+            lambda _k: func(*args, **kwargs),
+            None,
+            lambda _k, value: nested(args, kwargs, value, gen),
+            recheck=lambda: nested(args, kwargs, MISSING, gen),
+        )
+
+    def cache_info() -> CacheInfo:
+        with lock:
+            s = flights.stats() - base[0]
+            info = lru_info()
+            nested_hits = extra[0]
+        return CacheInfo(info.hits - nested_hits + s.hits, s.misses, maxsize, info.currsize)  # type: ignore[arg-type]
+
+    def cache_clear() -> None:
+        with lock:
+            lru_clear()
+            base[0] = flights.stats()
+            extra[0] = 0
+            extra[1] += 1
+
+    def cache_parameters() -> dict[str, Any]:
+        return {"maxsize": maxsize, "typed": typed, "ttl": None, "policy": "lru"}
+
+    _plain_signatures(cache_info, cache_clear, cache_parameters)
+    w: Any = functools.update_wrapper(wrapper, func)
+    w._cache = flights  # for tests: the registry of flights
+    w.cache_info = cache_info
+    w.cache_clear = cache_clear
+    w.cache_parameters = cache_parameters
+    return w
+
+
+def _wrap_async(
+    func: Callable[..., Any],
+    maxsize: int | None,
+    ttl: float | None,
+    policy: PolicyName,
+    typed: bool,
+    *,
+    key: Callable[..., Hashable] | None,
+) -> Any:
+    """``@cached`` on a coroutine function: a coroutine function memoized in a
+    :class:`ConcurrentCache` whose misses go through ``aget_or_load``'s
+    single-flight machinery (one load per key across tasks, loops and threads).
+    ``maxsize=0`` caches nothing: calls are only single-flight."""
+    store = maxsize != 0
+    cache: ConcurrentCache[Hashable, Any] = ConcurrentCache(
+        _UNBOUNDED if maxsize is None else max(maxsize, 1), ttl=ttl, policy=policy
+    )
+    base = [cache.stats()]
+    data = cache._data
+    tls = cache._tls
+    register = cache._register
+    after_record = cache._after_record
+    live_value = cache._live_value
+    record = cache._record
+    timed = cache._timed
+    keyfn = key
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if keyfn is not None:
+            k = keyfn(*args, **kwargs)
+        elif kwargs or typed or len(args) != 1 or type(args[0]) not in _FAST_TYPES:
+            k = make_key(args, kwargs, typed)
+        else:
+            k = args[0]
+        try:
+            node = data[k]  # not dict.get: see core._find
+        except KeyError:
+            pass
+        else:
+            if not timed:
+                try:
+                    buf = tls.value
+                except AttributeError:
+                    buf = register()
+                buf.hits += 1
+                buf.append(k)
+                if len(buf) > 63:
+                    after_record(buf)
+                return node.item
+            value = live_value(node)
+            if value is not MISSING:
+                record(k)
+                return value
+        return await aload(cache, k, lambda _k: func(*args, **kwargs), None, store)
+
+    def cache_info() -> CacheInfo:
+        s = cache.stats() - base[0]
+        return CacheInfo(s.hits, s.misses, maxsize, len(cache))  # type: ignore[arg-type]
+
+    def cache_clear() -> None:
+        base[0] = cache._clear_with_stats()
+
+    def cache_parameters() -> dict[str, Any]:
+        return {"maxsize": maxsize, "typed": typed, "ttl": ttl, "policy": policy}
+
+    _plain_signatures(cache_info, cache_clear, cache_parameters)
+    w: Any = functools.update_wrapper(wrapper, func)
+    w._cache = cache  # for tests
+    w.cache_info = cache_info
+    w.cache_clear = cache_clear
+    w.cache_parameters = cache_parameters
+    return w
 
 
 _UNBOUNDED = 2**62  # maxsize=None: a bound no process reaches

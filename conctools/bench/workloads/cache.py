@@ -19,6 +19,8 @@
   (read-only GetPut, and the 75/25 mix) with weights (``maxweight`` and a
   weigher), expiry (a ``ttl``; an expiry policy object; per-entry ``ttl=``
   puts) and a removal listener, against the plain LRU ``ConcurrentCache``.
+* ``cached_async_hit``: awaiting an ``@cached`` coroutine function (all hits)
+  against a coroutine that looks the key up in a dict.
 
 Baselines specific to caches live here: cachetools ``LRUCache`` + ``Lock`` (the
 usual way to share a cachetools cache) and an ``OrderedDict`` LRU + ``Lock``.
@@ -27,6 +29,7 @@ cachetools is optional: without it those variants and columns are skipped.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import heapq
 import random
@@ -37,7 +40,7 @@ from typing import Any
 
 from conctools.bench.baselines import dist_version, key_streams, optional_module, zipf_keys
 from conctools.bench.harness import Body, MetricWorkload, Trial, Variant, Workload
-from conctools.cache import ConcurrentCache
+from conctools.cache import ConcurrentCache, cached
 from conctools.cache.core import PolicyName
 from conctools.cache.decorator import _wrap
 
@@ -633,3 +636,93 @@ def hit_rate_svg(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
         )
     out.append("</svg>")
     return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------- async @cached
+
+
+def _async_hit_variant(name: str, kind: str) -> Variant:
+    """Hits of a memoized coroutine function, awaited in a loop per thread.
+
+    ``kind``: "cached" (``@cached`` on an ``async def``), "ttl" (the same with
+    a ttl) or "dict" (the baseline: a coroutine that looks the key up in a
+    dict and awaits the computation on a miss, the hand-written memo)."""
+
+    def make(threads: int) -> Trial:
+        async def ident(k: int) -> int:
+            return k
+
+        memo: dict[int, int] = {}
+        f: Any
+        if kind == "dict":
+
+            async def f(k: int) -> int:
+                try:
+                    return memo[k]
+                except KeyError:
+                    v = memo[k] = await ident(k)
+                    return v
+
+        else:
+            f = cached(maxsize=NKEYS, ttl=3600.0 if kind == "ttl" else None)(ident)
+        loops = [asyncio.new_event_loop() for _ in range(threads)]
+
+        async def warm() -> None:
+            for k in range(NKEYS):
+                await f(k)
+
+        loops[0].run_until_complete(warm())
+        streams = _streams(threads, 83)
+
+        def body_for(keys: list[int], loop: asyncio.AbstractEventLoop) -> Body:
+            m = len(keys) - 1
+
+            async def run(n: int) -> None:
+                for i in range(n):
+                    await f(keys[i & m])
+
+            def body(n: int) -> None:
+                loop.run_until_complete(run(n))
+
+            return body
+
+        def verify(n: int) -> None:
+            if kind == "dict":
+                if len(memo) != NKEYS:
+                    raise AssertionError(f"{name}: {len(memo)} keys")
+                return
+            info = f.cache_info()
+            if info.hits != n * threads or info.misses != NKEYS:
+                raise AssertionError(f"{name}: {info} after {n * threads} calls")
+
+        def cleanup() -> None:
+            for loop in loops:
+                loop.close()
+
+        bodies = [body_for(s, lp) for s, lp in zip(streams, loops, strict=True)]
+        return Trial(bodies, verify, cleanup)
+
+    return Variant(name, make, note=_ASYNC_NOTES[kind])
+
+
+_ASYNC_NOTES = {
+    "cached": "@cached on an async def (hits: functools.lru_cache, no lock, no task)",
+    "ttl": "@cached(ttl=3600) on an async def (a ConcurrentCache)",
+    "dict": "a coroutine looking the key up in a dict (await the computation on a miss)",
+}
+
+WORKLOADS.append(
+    Workload(
+        name="cached_async_hit",
+        group="cache",
+        description=f"await of a memoized coroutine, all hits, Zipf(1.0) args, {NKEYS} cached",
+        baseline="dict in a coroutine",
+        variants=(
+            _async_hit_variant("async @cached", "cached"),
+            _async_hit_variant("async @cached ttl", "ttl"),
+            _async_hit_variant("dict in a coroutine", "dict"),
+        ),
+        unit="calls",
+        threads=(1, 2),
+    )
+)
