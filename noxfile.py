@@ -549,62 +549,128 @@ SDIST_MUST_HAVE = (
     "README.md",
     "CHANGELOG.md",
     "LICENSE",
+    "setup.py",
+    # the C accelerator's sources, every one of them (checked below)
+    "native/conctools_native.h",
+    "native/module.c",
 )
 IMPORT_CHECK = """
 import importlib.metadata as md, pathlib, sys
 import conctools, conctools.testing
+from conctools._internal import native
 assert md.version("conctools-ft") == conctools.__version__, md.version("conctools-ft")
 assert "site-packages" in pathlib.Path(conctools.__file__).parts, conctools.__file__
 assert (pathlib.Path(conctools.__file__).parent / "py.typed").exists()
 files = [str(f) for f in md.files("conctools-ft") or ()]
-assert not any(f.startswith(("tests/", "benchmarks/", "docs/")) for f in files), files
-print("ok:", conctools.__version__, conctools.__file__)
+assert not any(f.startswith(("tests/", "benchmarks/", "docs/", "native/")) for f in files), files
+want = sys.argv[1]
+assert native.ACTIVE == want, (native.ACTIVE, native.REASON)
+print("ok:", conctools.__version__, conctools.__file__, native.ACTIVE)
 """
+
+
+def _no_compiler_env(venv: Path) -> dict[str, str]:
+    """An environment in which no C compiler is reachable: PATH holds only the
+    virtualenv's bin directory and CC/CXX name a command that always fails."""
+    return {"PATH": str(venv / "bin"), "CC": "/bin/false", "CXX": "/bin/false"}
+
+
+def _fresh_venv(session: nox.Session, kind: str) -> tuple[Path, str]:
+    env_dir = ROOT / ".nox" / f"package-{kind}"
+    shutil.rmtree(env_dir, ignore_errors=True)
+    session.run(sys.executable, "-m", "venv", str(env_dir), external=True)
+    return env_dir, str(env_dir / "bin" / "python")
 
 
 @nox.session
 def package(session: nox.Session) -> None:
-    """Build, check, install and import the sdist and the wheel.
+    """Build, check, install and import the sdist and the wheels.
 
-    twine check, check-wheel-contents and the sdist's file list; each artefact
-    is installed into a fresh virtualenv and imported from outside the checkout."""
+    The sdist carries the C sources and builds the extension, so the wheel built
+    from it is platform-specific (``cpXY-cpXY-<platform>``); with
+    ``CONCTOOLS_NO_NATIVE=1`` the wheel is pure (``py3-none-any``).  twine check,
+    check-wheel-contents and the sdist's file list; each artefact is installed
+    into a fresh virtualenv where no C compiler is reachable and imported from
+    outside the checkout: the platform wheel runs the C accelerator, the pure
+    wheel and the sdist (whose extension cannot build there) run pure Python,
+    and ``conctools info`` says so."""
     import tarfile
     import tempfile
+    import zipfile
 
     session.install("build", "twine", "check-wheel-contents")
     dist = ROOT / ".nox" / "package-dist"
-    shutil.rmtree(dist, ignore_errors=True)
+    pure_dist = ROOT / ".nox" / "package-dist-pure"
+    for d in (dist, pure_dist):
+        shutil.rmtree(d, ignore_errors=True)
     # build makes the sdist, then the wheel from the unpacked sdist: the sdist builds.
     session.run("python", "-m", "build", "--outdir", str(dist), str(ROOT), silent=True)
     (sdist,) = dist.glob("conctools_ft-*.tar.gz")
-    (wheel,) = dist.glob("conctools_ft-*-py3-none-any.whl")
-    session.run("twine", "check", "--strict", str(sdist), str(wheel))
-    session.run("check-wheel-contents", str(wheel))
+    (wheel,) = dist.glob("conctools_ft-*.whl")
+    session.run(
+        "python",
+        "-m",
+        "build",
+        "--wheel",
+        "--outdir",
+        str(pure_dist),
+        str(ROOT),
+        silent=True,
+        env={"CONCTOOLS_NO_NATIVE": "1"},
+    )
+    (pure_wheel,) = pure_dist.glob("conctools_ft-*.whl")
+    if pure_wheel.name.endswith("-py3-none-any.whl") is False:
+        session.error(f"CONCTOOLS_NO_NATIVE=1 built {pure_wheel.name}, not a pure wheel")
+    if wheel.name.endswith("-py3-none-any.whl"):
+        session.error(f"{wheel.name} is pure: the C accelerator was not built from the sdist")
+    with zipfile.ZipFile(wheel) as zf:
+        sos = [n for n in zf.namelist() if n.startswith("conctools/_native")]
+    with zipfile.ZipFile(pure_wheel) as zf:
+        pure_sos = [n for n in zf.namelist() if n.startswith("conctools/_native")]
+    if len(sos) != 1 or pure_sos:
+        session.error(f"extension in the wheels: {sos} (platform), {pure_sos} (pure)")
+    session.log(f"wheels: {wheel.name} with {sos[0]}; {pure_wheel.name}")
+    session.run("twine", "check", "--strict", str(sdist), str(wheel), str(pure_wheel))
+    session.run("check-wheel-contents", str(wheel), str(pure_wheel))
     with tarfile.open(sdist) as tf:
         names = {n.split("/", 1)[1] for n in tf.getnames() if "/" in n}
-    missing = [n for n in SDIST_MUST_HAVE if n not in names]
+    c_sources = {
+        str(p.relative_to(ROOT)) for ext in ("*.c", "*.h") for p in (ROOT / "native").glob(ext)
+    }
+    missing = [n for n in (*SDIST_MUST_HAVE, *sorted(c_sources)) if n not in names]
     extra = sorted(n for n in names if n.split("/")[0] in ("tests", "benchmarks", "docs"))
+    extra += sorted(n for n in names if n.endswith((".so", ".pyd", ".o")))
     if missing or extra:
         session.error(f"sdist: missing {missing}, unexpected {extra[:5]}")
-    session.log(f"sdist: {len(names)} files, no tests (they run from a checkout)")
-    for kind, artefact in (("wheel", wheel), ("sdist", sdist)):
-        env_dir = ROOT / ".nox" / f"package-{kind}"
-        shutil.rmtree(env_dir, ignore_errors=True)
-        session.run(sys.executable, "-m", "venv", str(env_dir), external=True)
-        py = str(env_dir / "bin" / "python")
+    session.log(f"sdist: {len(names)} files with {len(c_sources)} C sources, no tests")
+    # (kind, artefact, implementation expected where no compiler is reachable)
+    cases = (("wheel", wheel, "native"), ("pure-wheel", pure_wheel, "pure-python"))
+    cases += (("sdist", sdist, "pure-python"),)
+    for kind, artefact, expected in cases:
+        env_dir, py = _fresh_venv(session, kind)
+        no_cc = _no_compiler_env(env_dir)
+        session.log(f"=== {artefact.name} without a C compiler: {expected} expected")
         session.run(
             py,
             "-m",
             "pip",
             "install",
             "-q",
+            "--no-cache-dir",  # never reuse a wheel pip built elsewhere from the sdist
             "--disable-pip-version-check",
             str(artefact),
             external=True,
+            env=no_cc,
         )
         with tempfile.TemporaryDirectory() as outside, session.chdir(outside):
-            session.run(py, "-c", IMPORT_CHECK, external=True)
-            session.run(py, "-m", "conctools", "--version", external=True)
+            session.run(py, "-c", IMPORT_CHECK, expected, external=True, env=no_cc)
+            session.run(py, "-m", "conctools", "--version", external=True, env=no_cc)
+            out = session.run(py, "-m", "conctools", "info", external=True, env=no_cc, silent=True)
+            assert isinstance(out, str)
+            print(out, end="")
+            notices = [ln for ln in out.splitlines() if ln.startswith("notice:")]
+            if (expected == "native") == bool(notices):
+                session.error(f"{kind}: info's notice line is wrong: {notices}")
 
 
 @nox.session(python=False)

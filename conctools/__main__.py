@@ -35,8 +35,8 @@ def _info(ns: argparse.Namespace) -> int:
     for key, value in info.as_dict().items():
         print(f"{key.replace('_', ' '):<{width}}  {value}")
     if info.accelerator != "native":
-        reason = info.accelerator_reason.removeprefix("pure Python: ")
-        print(f"notice: conctools runs its pure-Python implementation ({reason})")
+        # accelerator_reason reads "pure Python: <why>"
+        print(f"notice: conctools runs {info.accelerator_reason}")
     return 0
 
 
