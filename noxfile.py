@@ -181,15 +181,89 @@ def _freethreaded(session: nox.Session) -> tuple[str, dict[str, object]]:
     return exe, info
 
 
+def _test_jobs() -> int:
+    """How many GIL-build test runs go at once (``CONCTOOLS_TEST_JOBS``, default:
+    one per CPU, at most 2).  A run on a GIL build keeps about one core busy and
+    waits part of the time (threads blocking on purpose, subprocesses), so two
+    runs side by side on two cores finish in about the time of one."""
+    raw = os.environ.get("CONCTOOLS_TEST_JOBS", "")
+    if raw.strip():
+        return max(1, int(raw))
+    count = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(2, count or 1))
+
+
+def _pytest_lanes(
+    session: nox.Session, runs: list[tuple[str, str]], env: dict[str, str], jobs: int
+) -> None:
+    """pytest in each ``(label, python)`` of ``runs``, ``jobs`` at a time.
+
+    Each run's output goes to a log under .nox/ and is printed whole when the
+    run ends, so the logs never interleave; the session fails if any run did."""
+    import concurrent.futures
+    import time
+
+    args = session.posargs or ["--durations=15"]
+    full_env = {**os.environ, **env}
+
+    def one(label: str, py: str) -> tuple[str, int, float, Path]:
+        log = Path(py).parent.parent / "pytest.log"
+        t0 = time.monotonic()
+        with open(log, "w") as fh:
+            code = subprocess.run(
+                [py, "-m", "pytest", *args],
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                env=full_env,
+                cwd=ROOT,
+                check=False,
+            ).returncode
+        return label, code, time.monotonic() - t0, log
+
+    failed = []
+    session.log(f"running {len(runs)} test runs, {jobs} at a time")
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        futures = [pool.submit(one, label, py) for label, py in runs]
+        for fut in concurrent.futures.as_completed(futures):
+            label, code, took, log = fut.result()
+            print(f"\n===== pytest on {label} ({log}) =====", flush=True)
+            print(log.read_text(errors="replace"), end="", flush=True)
+            verdict = "passed" if code == 0 else f"FAILED (exit status {code})"
+            session.log(f"pytest on {label}: {verdict} in {took:.0f}s")
+            if code != 0:
+                failed.append(label)
+    if failed:
+        session.error(f"tests failed on {', '.join(failed)}")
+
+
 @nox.session(python=False)
 def tests(session: nox.Session) -> None:
-    """The test suite on each GIL interpreter found among 3.10-3.14, C accelerator required."""
+    """The test suite on each GIL interpreter found among 3.10-3.14, C accelerator
+    required.  The runs go two at a time on a machine with two or more CPUs
+    (``CONCTOOLS_TEST_JOBS=1`` for one at a time, output streamed)."""
+    runs = []
     for exe in _gil_interpreters(session):
         info = _probe(exe)
         assert info is not None
         session.log(f"=== tests on {exe} (Python {info['v']}, GIL build, native)")
+        # The venvs are made one after the other: their in-place builds share the tree.
         py = _venv(session, exe, f"tests-{info['v']}", TEST_REQS)
-        _pytest(session, py, env=NATIVE)
+        session.run(py, "-m", "conctools", "info", external=True, env=NATIVE)
+        runs.append((f"Python {info['v']} ({exe})", py))
+    jobs = _test_jobs()
+    if jobs == 1:
+        for label, py in runs:
+            session.log(f"=== pytest on {label}")
+            session.run(
+                py,
+                "-m",
+                "pytest",
+                *(session.posargs or ["--durations=15"]),
+                external=True,
+                env=NATIVE,
+            )
+        return
+    _pytest_lanes(session, runs, NATIVE, jobs)
 
 
 @nox.session(python=False)
