@@ -1,6 +1,11 @@
 """Project checks.  Plain ``nox`` runs the complete check: lint, typecheck,
-tests on every GIL interpreter found (3.10-3.14), tests on the free-threaded
-build with the GIL really off, and the docs.
+tests of the C accelerator on every GIL interpreter found (3.10-3.14) and on
+the free-threaded build with the GIL really off, tests of the pure-Python
+implementation on the free-threaded build, the docs and the packages.
+
+Outside the default run: ``tests_pure`` (the pure-Python implementation on the
+GIL twin), ``native_asan`` and ``native_tsan`` (the C accelerator under
+sanitizers), ``tests_parallel`` and the benchmarks.
 
 Interpreters: the free-threaded CPython and its GIL twin come from
 ``tools/provision_python.py`` (found on PATH or in its cache, else built from
@@ -20,7 +25,15 @@ from pathlib import Path
 import nox
 
 ROOT = Path(__file__).parent
-nox.options.sessions = ["lint", "typecheck", "tests", "tests_freethreaded", "docs", "package"]
+nox.options.sessions = [
+    "lint",
+    "typecheck",
+    "tests",
+    "tests_freethreaded",
+    "tests_pure_freethreaded",
+    "docs",
+    "package",
+]
 nox.options.error_on_missing_interpreters = False
 nox.options.reuse_venv = "yes"
 
