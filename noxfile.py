@@ -470,7 +470,8 @@ def native_asan(session: nox.Session) -> None:
             env=env,
             logs=logs,
             kind="AddressSanitizer",
-            default_args=["-q"],
+            # everything runs several times slower under ASan: a longer per-test timeout
+            default_args=["-q", "--timeout=600"],
         )
 
 
