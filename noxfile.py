@@ -460,6 +460,7 @@ def native_asan(session: nox.Session) -> None:
             **extra,
             **NATIVE,
             "LD_PRELOAD": libasan,
+            "CONCTOOLS_TIMEOUT_SCALE": "10",
             "ASAN_OPTIONS": f"detect_leaks=0:log_path={logs}/asan:abort_on_error=0",
             "UBSAN_OPTIONS": f"print_stacktrace=1:halt_on_error=1:log_path={logs}/ubsan",
         }
@@ -516,6 +517,7 @@ def native_tsan(session: nox.Session) -> None:
         ),
         # fewer hypothesis examples: everything runs 5-15 times slower under TSan
         "CONCTOOLS_HYPOTHESIS_PROFILE": "ci",
+        "CONCTOOLS_TIMEOUT_SCALE": "15",
     }
     session.run(py, "-c", NOGIL_CHECK, external=True, env=env)
     _sanitized_pytest(

@@ -107,7 +107,22 @@ THREAD_UNSAFE = {
 }
 
 
+def _scale_timeouts(items: list[pytest.Item]) -> None:
+    """``CONCTOOLS_TIMEOUT_SCALE=N`` multiplies the tests' own timeout markers by N
+    (the sanitizer sessions, where everything runs several times slower; the
+    default timeout is set on the command line there)."""
+    scale = float(os.environ.get("CONCTOOLS_TIMEOUT_SCALE", "") or 1)
+    if scale == 1:
+        return
+    for item in items:
+        marker = item.get_closest_marker("timeout")
+        if marker is not None and marker.args:
+            scaled = pytest.mark.timeout(marker.args[0] * scale, *marker.args[1:], **marker.kwargs)
+            item.add_marker(scaled, append=False)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _scale_timeouts(items)
     if not config.pluginmanager.hasplugin("run-parallel"):
         return
     root = os.path.dirname(os.path.abspath(__file__))
