@@ -32,7 +32,7 @@ def _python(code: str, env: dict[str, str]) -> str:
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,
         env=env,
         check=False,
     )
@@ -145,7 +145,7 @@ def test_source_checkout_without_build_runs_pure_python(tmp_path: Path) -> None:
         [sys.executable, "-S", "-c", code],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,
         env=_clean_env(PYTHONPATH=str(dest)),
         cwd=str(dest),
         check=False,
