@@ -34,6 +34,9 @@ def _info(ns: argparse.Namespace) -> int:
     width = max(len(k) for k in info.as_dict())
     for key, value in info.as_dict().items():
         print(f"{key.replace('_', ' '):<{width}}  {value}")
+    if info.accelerator != "native":
+        # accelerator_reason reads "pure Python: <why>"
+        print(f"notice: conctools runs {info.accelerator_reason}")
     return 0
 
 
@@ -54,8 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     p_info = sub.add_parser(
         "info",
-        help="describe the interpreter's build and GIL state",
-        description="Which build of CPython this is and whether the GIL is on right now.",
+        help="describe the interpreter's build, GIL state and conctools' implementation",
+        description=(
+            "Which build of CPython this is, whether the GIL is on right now, and which "
+            "implementation of conctools runs (the C accelerator or pure Python) and why."
+        ),
     )
     p_info.add_argument("--json", action="store_true", help="print JSON")
     p_info.set_defaults(func=_info)

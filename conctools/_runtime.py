@@ -72,6 +72,12 @@ class RuntimeInfo:
     ``gil_enabled`` is the state when the snapshot was taken: importing an
     extension module that does not support free-threading can turn the GIL on
     later (unless ``PYTHON_GIL=0``).
+
+    ``accelerator`` says which implementation of conctools runs: ``"native"``
+    (the C accelerator ``conctools._native``) or ``"pure-python"`` (the
+    reference implementation); ``accelerator_reason`` says why, in one line.
+    Both implementations have the same semantics; the choice is made once, at
+    import (see :doc:`/guides/implementation`).
     """
 
     python_version: str
@@ -81,6 +87,8 @@ class RuntimeInfo:
     cpu_count: int
     platform: str
     executable: str
+    accelerator: str
+    accelerator_reason: str
     summary: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -102,7 +110,19 @@ def runtime_info() -> RuntimeInfo:
     ...     "Running in free-threaded mode.",
     ... )
     True
+
+    ``accelerator`` is ``"native"`` when the C accelerator runs and
+    ``"pure-python"`` otherwise; ``accelerator_reason`` says why:
+
+    >>> info.accelerator in ("native", "pure-python")
+    True
+    >>> info.accelerator_reason.startswith(
+    ...     "native: " if info.accelerator == "native" else "pure Python: "
+    ... )
+    True
     """
+    from ._internal import native
+
     ft = free_threaded_build()
     gil = gil_enabled()
     if not ft:
@@ -119,5 +139,7 @@ def runtime_info() -> RuntimeInfo:
         cpu_count=usable_cpu_count(),
         platform=platform.platform(),
         executable=sys.executable,
+        accelerator=native.ACTIVE,
+        accelerator_reason=native.REASON,
         summary=summary,
     )

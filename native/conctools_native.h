@@ -1,6 +1,6 @@
 /* Shared definitions for conctools._native, the C accelerator of conctools.
  *
- * One extension module built from every native/*.c file.  Each file owns its
+ * One extension module built from every C file in native/.  Each file owns its
  * types and registers them from its exec function (declared at the end), which
  * module.c calls during multi-phase initialisation.
  *

@@ -7,6 +7,11 @@
 * ``CONCTOOLS_REQUIRE_NOGIL=1`` makes the session fail unless the GIL is
   really off, at the start and at the end (an extension import could turn it
   back on silently);
+* ``CONCTOOLS_REQUIRE_NATIVE=1`` makes the session fail unless the C
+  accelerator is active (a failed build would otherwise silently test the
+  pure-Python code twice); with ``CONCTOOLS_PURE_PYTHON=1`` the session fails
+  unless the pure-Python implementation is active.  The header names the
+  implementation under test;
 * the ``switch_interval`` fixture shrinks ``sys.setswitchinterval`` on GIL
   builds so that contention tests interleave, and restores it.
 """
@@ -21,6 +26,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 import conctools
+from conctools._internal import native
 
 _common = {
     "deadline": None,
@@ -46,6 +52,26 @@ def _require_nogil(when: str) -> None:
         )
     if conctools.gil_enabled():
         pytest.exit(f"CONCTOOLS_REQUIRE_NOGIL=1 but the GIL is enabled ({when})", returncode=3)
+
+
+def _require_implementation(when: str) -> None:
+    want_native = os.environ.get("CONCTOOLS_REQUIRE_NATIVE", "") not in ("", "0")
+    want_pure = os.environ.get("CONCTOOLS_PURE_PYTHON", "") not in ("", "0")
+    if want_native and want_pure:
+        pytest.exit(
+            "CONCTOOLS_REQUIRE_NATIVE=1 and CONCTOOLS_PURE_PYTHON=1 contradict each other",
+            returncode=3,
+        )
+    if want_native and native.ACTIVE != "native":
+        pytest.exit(
+            f"CONCTOOLS_REQUIRE_NATIVE=1 but {native.REASON} ({when})",
+            returncode=3,
+        )
+    if want_pure and (native.ACTIVE != "pure-python" or "conctools._native" in sys.modules):
+        pytest.exit(
+            f"CONCTOOLS_PURE_PYTHON is set but the C accelerator was loaded ({when})",
+            returncode=3,
+        )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -81,7 +107,22 @@ THREAD_UNSAFE = {
 }
 
 
+def _scale_timeouts(items: list[pytest.Item]) -> None:
+    """``CONCTOOLS_TIMEOUT_SCALE=N`` multiplies the tests' own timeout markers by N
+    (the sanitizer sessions, where everything runs several times slower; the
+    default timeout is set on the command line there)."""
+    scale = float(os.environ.get("CONCTOOLS_TIMEOUT_SCALE", "") or 1)
+    if scale == 1:
+        return
+    for item in items:
+        marker = item.get_closest_marker("timeout")
+        if marker is not None and marker.args:
+            scaled = pytest.mark.timeout(marker.args[0] * scale, *marker.args[1:], **marker.kwargs)
+            item.add_marker(scaled, append=False)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _scale_timeouts(items)
     if not config.pluginmanager.hasplugin("run-parallel"):
         return
     root = os.path.dirname(os.path.abspath(__file__))
@@ -96,17 +137,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_report_header(config: pytest.Config) -> str:
     info = conctools.runtime_info()
-    return f"conctools runtime: Python {info.python_version}, {info.summary} cpus={info.cpu_count}"
+    return (
+        f"conctools runtime: Python {info.python_version}, {info.summary} cpus={info.cpu_count}\n"
+        f"conctools implementation: {info.accelerator} ({info.accelerator_reason})"
+    )
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     _require_nogil("session start")
+    _require_implementation("session start")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _require_nogil("session end")
+    _require_implementation("session end")
     if os.environ.get("CONCTOOLS_REQUIRE_NOGIL") == "1":
         sys.stderr.write("\nconctools: GIL confirmed disabled at session start and end\n")
+    if os.environ.get("CONCTOOLS_REQUIRE_NATIVE", "") not in ("", "0"):
+        sys.stderr.write("conctools: the C accelerator was active at session start and end\n")
 
 
 @pytest.fixture

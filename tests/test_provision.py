@@ -211,3 +211,78 @@ def test_build_reports_every_stage(
     assert err.count(": done in ") == 4
     assert "running for" in err and "compiling Objects/dictobject.c" in err  # heartbeat
     assert (prefix / ".complete").read_text() == "9.9.9\n"
+
+
+def test_configure_args_of_each_build(prov: ModuleType, tmp_path: Path) -> None:
+    gil = prov.configure_args(tmp_path, False)
+    ft = prov.configure_args(tmp_path, True)
+    tsan = prov.configure_args(tmp_path, True, True)
+    assert "--disable-gil" not in gil and "--with-thread-sanitizer" not in gil
+    assert "--disable-gil" in ft and "--with-thread-sanitizer" not in ft
+    assert {"--disable-gil", "--with-thread-sanitizer"} <= set(tsan)
+    assert f"--prefix={tmp_path}" in tsan
+
+
+def test_tsan_interpreter_cached_beside_the_pair(prov: ModuleType, tmp_path: Path) -> None:
+    for suffix in ("ft", "gil", "ft-tsan"):
+        name = "python3.13" if suffix == "gil" else "python3.13t"
+        bindir = tmp_path / f"cpython-3.13.15-{suffix}" / "bin"
+        bindir.mkdir(parents=True)
+        (bindir / name).write_text("")
+        if suffix != "ft-tsan":
+            (bindir.parent / ".complete").write_text("3.13.15")
+    assert prov.tsan_from_cache(tmp_path, "3.13.15") is None  # build not finished
+    (tmp_path / "cpython-3.13.15-ft-tsan" / ".complete").write_text("3.13.15")
+    tsan = prov.tsan_from_cache(tmp_path, "3.13.15")
+    assert tsan.endswith("cpython-3.13.15-ft-tsan/bin/python3.13t")
+    assert prov.tsan_from_cache(tmp_path, "3.13.16") is None  # same version only
+    ft, _ = prov.from_cache(tmp_path)  # the TSan build is never taken for the pair
+    assert ft.endswith("cpython-3.13.15-ft/bin/python3.13t")
+
+
+def test_source_tarball_kept_for_later_builds(prov: ModuleType, tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    assert prov.cached_source(root, "3.13.15") is None
+    downloaded = tmp_path / "python3.13_3.13.15.orig.tar.xz"
+    downloaded.write_bytes(b"tarball")
+    kept = prov.keep_source(root, downloaded)
+    assert kept.parent == root / "sources" and kept.read_bytes() == b"tarball"
+    assert prov.cached_source(root, "3.13.15") == kept
+    assert prov.cached_source(root, "3.13.1") is None
+    assert prov.keep_source(root, downloaded) == kept  # idempotent
+
+
+def test_tsan_build_tolerates_reports_inside_cpython_build(
+    prov: ModuleType, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The instrumented interpreter runs during its own build; TSan's exit status
+    for a report there must not fail the build (TSAN_OPTIONS of the build steps)."""
+    import shutil
+    import tarfile
+
+    if not shutil.which("make"):
+        pytest.skip("make is not installed")
+    src = tmp_path / "src" / "Python-9.9.9"
+    src.mkdir(parents=True)
+    (src / "configure").write_text(
+        '#!/bin/sh\nfor a in "$@"; do case $a in --prefix=*) echo "PREFIX=${a#--prefix=}" '
+        '> config.mk;; esac; done\necho "$@" > configure.args\n'
+    )
+    (src / "configure").chmod(0o755)
+    (src / "Makefile").write_text(
+        "include config.mk\nall:\n\t@true\n"
+        "install:\n\t@mkdir -p $(PREFIX)\n\t@cp configure.args $(PREFIX)/\n"
+        '\t@echo "$$TSAN_OPTIONS" > $(PREFIX)/tsan_options\n'
+    )
+    tarball = tmp_path / "Python-9.9.9.tar.gz"
+    with tarfile.open(tarball, "w:gz") as tf:
+        tf.add(src, arcname="Python-9.9.9")
+    monkeypatch.setattr(prov, "HEARTBEAT", 10)
+    monkeypatch.delenv("TSAN_OPTIONS", raising=False)
+    prefix = tmp_path / "prefix"
+    work = tmp_path / "work"
+    work.mkdir()
+    prov.build(tarball, "9.9.9", prefix, True, work, tsan=True)
+    assert "--with-thread-sanitizer" in (prefix / "configure.args").read_text()
+    assert "exitcode=0" in (prefix / "tsan_options").read_text()
+    assert (prefix / ".complete").exists()

@@ -16,6 +16,15 @@ Prints the two interpreter paths, one per line, as ``freethreaded=PATH`` and
    the archive URI is read from the system's own apt sources), then built
    twice, with and without ``--disable-gil``, into the cache directory.
 
+With ``--tsan`` the script also finds or builds a ThreadSanitizer-instrumented
+free-threaded CPython (``--with-thread-sanitizer --disable-gil``) of the same
+version as the pair, from the same source package, cached beside them as
+``cpython-VERSION-ft-tsan`` (it is printed as ``tsan=PATH``).  The
+instrumented build takes several times longer than a normal one; it is only
+needed by the ``native_tsan`` nox session.  Downloaded source tarballs are
+kept in the cache's ``sources`` directory, so later builds of the same
+version do not download again.
+
 The script is idempotent and safe to run concurrently (an exclusive lock file
 serialises builds).  It writes only into its cache directory and a temporary
 directory.  Missing build dependencies are installed with apt-get when running
@@ -306,8 +315,29 @@ def version_key(v: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", upstream)[:3])
 
 
-def fetch_source(tmp: Path) -> tuple[str, Path]:
-    """Download a CPython source tarball via Debian's source archive."""
+def cached_source(root: Path, version: str) -> Path | None:
+    """A source tarball of ``version`` kept by an earlier download, or None."""
+    for tarball in sorted((root / "sources").glob("*.orig.tar.*")):
+        m = re.search(r"_(\d+\.\d+\.\d+)", tarball.name)
+        if m and m.group(1) == version:
+            return tarball
+    return None
+
+
+def keep_source(root: Path, tarball: Path) -> Path:
+    """Copy a downloaded tarball into the cache (for later builds of the same version)."""
+    dest = root / "sources" / tarball.name
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if not dest.exists():
+        part = dest.with_name(dest.name + ".part")
+        shutil.copyfile(tarball, part)
+        part.replace(dest)
+    return dest
+
+
+def fetch_source(tmp: Path, version: str | None = None) -> tuple[str, Path]:
+    """Download a CPython source tarball via Debian's source archive
+    (the newest one, or exactly upstream ``version`` when given)."""
     if not shutil.which("apt-get"):
         raise SystemExit("provision: apt-get not available; install python3.13t yourself")
     uri = archive_uri()
@@ -329,6 +359,13 @@ def fetch_source(tmp: Path) -> tuple[str, Path]:
                 ver = line.split(":", 1)[1].strip()
                 candidates.append((version_key(ver), pkg, ver))
     candidates = sorted(set(candidates), reverse=True)
+    if version is not None:
+        candidates = [c for c in candidates if c[2].split("-")[0] == version]
+        if not candidates:
+            raise SystemExit(
+                f"provision: the archive index no longer lists CPython {version}; "
+                "remove the cached interpreters to build a newer pair"
+            )
     if not candidates:
         raise SystemExit("provision: no CPython source package found in the archive index")
     dl = tmp / "download"
@@ -352,12 +389,34 @@ def fetch_source(tmp: Path) -> tuple[str, Path]:
     raise SystemExit("provision: none of the listed CPython sources could be downloaded")
 
 
+def configure_args(prefix: Path, free_threaded: bool, tsan: bool = False) -> list[str]:
+    """The ``./configure`` command line of one build."""
+    args = [
+        "./configure",
+        f"--prefix={prefix}",
+        "--with-ensurepip=install",
+        "--disable-test-modules",
+    ]
+    if free_threaded:
+        args.append("--disable-gil")
+    if tsan:
+        args.append("--with-thread-sanitizer")
+    return args
+
+
 def build(
-    src_tar: Path, version: str, prefix: Path, free_threaded: bool, work: Path, *, step: str = ""
+    src_tar: Path,
+    version: str,
+    prefix: Path,
+    free_threaded: bool,
+    work: Path,
+    *,
+    step: str = "",
+    tsan: bool = False,
 ) -> None:
-    label = "free-threaded" if free_threaded else "GIL"
+    label = ("TSan " if tsan else "") + ("free-threaded" if free_threaded else "GIL")
     tag = f"{step}CPython {version} {label}"
-    tree = work / ("ft" if free_threaded else "gil")
+    tree = work / (("tsan-" if tsan else "") + ("ft" if free_threaded else "gil"))
     shutil.rmtree(tree, ignore_errors=True)
     tree.mkdir(parents=True)
     with stage(f"{tag}: extract"), tarfile.open(src_tar) as tf:
@@ -367,26 +426,24 @@ def build(
             tf.extractall(tree)
     srcdir = next(p for p in tree.iterdir() if p.is_dir())
     shutil.rmtree(prefix, ignore_errors=True)
-    args = [
-        "./configure",
-        f"--prefix={prefix}",
-        "--with-ensurepip=install",
-        "--disable-test-modules",
-    ]
-    if free_threaded:
-        args.append("--disable-gil")
+    args = configure_args(prefix, free_threaded, tsan)
     jobs = str(os.cpu_count() or 2)
-    logfile = work / f"build-{label}.log"
+    logfile = work / f"build-{label.replace(' ', '-')}.log"
     log(f"{tag}: building into {prefix} (full log: {logfile})")
     steps = (
         ("configure", args),
         (f"build (make -j{jobs})", ["make", f"-j{jobs}"]),
         ("install", ["make", "install"]),
     )
+    env = None
+    if tsan:
+        # The build runs the instrumented interpreter (freezing, ensurepip): a report
+        # there is CPython's business, not a reason to fail the build.
+        env = dict(os.environ, TSAN_OPTIONS="exitcode=0 report_bugs=0")
     with open(logfile, "w") as fh:
         for name, cmd in steps:
             with stage(f"{tag}: {name}", logfile=logfile):
-                r = subprocess.run(cmd, cwd=srcdir, stdout=fh, stderr=subprocess.STDOUT)
+                r = subprocess.run(cmd, cwd=srcdir, stdout=fh, stderr=subprocess.STDOUT, env=env)
             if r.returncode != 0:
                 fh.flush()
                 tail = logfile.read_text().splitlines()[-30:]
@@ -433,6 +490,7 @@ def provision(allow_build: bool = True) -> tuple[str, str]:
         with tempfile.TemporaryDirectory(prefix="conctools-provision-") as t:
             tmp = Path(t)
             version, tarball = fetch_source(tmp)
+            tarball = keep_source(root, tarball)
             for i, ft in enumerate((True, False), 1):
                 suffix = "ft" if ft else "gil"
                 build(
@@ -450,22 +508,83 @@ def provision(allow_build: bool = True) -> tuple[str, str]:
         return found
 
 
+def tsan_prefix(root: Path, version: str) -> Path:
+    return root / f"cpython-{version}-ft-tsan"
+
+
+def tsan_from_cache(root: Path, version: str) -> str | None:
+    prefix = tsan_prefix(root, version)
+    minor = ".".join(version.split(".")[:2])
+    exe = prefix / "bin" / f"python{minor}t"
+    return str(exe) if exe.exists() and (prefix / ".complete").exists() else None
+
+
+def provision_tsan(ft_exe: str, allow_build: bool = True) -> str:
+    """A ThreadSanitizer free-threaded CPython of the same version as ``ft_exe``."""
+    info = probe(ft_exe)
+    if not info:
+        raise SystemExit(f"provision: {ft_exe} does not run")
+    version = str(info["version"])
+    root = cache_dir()
+    found = tsan_from_cache(root, version)
+    if found:
+        return found
+    if not allow_build:
+        raise SystemExit("provision: no ThreadSanitizer interpreter found (build disabled)")
+    with locked(root):
+        found = tsan_from_cache(root, version)
+        if found:
+            return found
+        started = time.monotonic()
+        log(
+            f"no ThreadSanitizer build of CPython {version} found: building one into {root} "
+            "(once; instrumented builds take several times longer than a normal one)"
+        )
+        with stage("build dependencies"):
+            ensure_build_deps()
+        with tempfile.TemporaryDirectory(prefix="conctools-provision-") as t:
+            tmp = Path(t)
+            tarball = cached_source(root, version)
+            if tarball is None:
+                got, downloaded = fetch_source(tmp, version)
+                assert got == version, (got, version)
+                tarball = keep_source(root, downloaded)
+            else:
+                log(f"source: {tarball} (kept from an earlier download)")
+            build(tarball, version, tsan_prefix(root, version), True, tmp, tsan=True)
+        log(f"ThreadSanitizer interpreter ready in {fmt_elapsed(time.monotonic() - started)}")
+        found = tsan_from_cache(root, version)
+        if not found:
+            raise SystemExit("provision: TSan build finished but the interpreter was not found")
+        return found
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print a JSON object")
     parser.add_argument(
-        "--which", choices=("freethreaded", "gil"), help="print only this interpreter's path"
+        "--which",
+        choices=("freethreaded", "gil", "tsan"),
+        help="print only this interpreter's path (tsan implies --tsan)",
+    )
+    parser.add_argument(
+        "--tsan",
+        action="store_true",
+        help="also find or build a ThreadSanitizer free-threaded CPython of the same version",
     )
     parser.add_argument("--no-build", action="store_true", help="only look, never build")
     ns = parser.parse_args(argv)
     ft, gil = provision(allow_build=not ns.no_build)
+    paths = {"freethreaded": ft, "gil": gil}
+    if ns.tsan or ns.which == "tsan":
+        paths["tsan"] = provision_tsan(ft, allow_build=not ns.no_build)
     if ns.which:
-        print(ft if ns.which == "freethreaded" else gil)
+        print(paths[ns.which])
     elif ns.json:
-        print(json.dumps({"freethreaded": ft, "gil": gil}))
+        print(json.dumps(paths))
     else:
-        print(f"freethreaded={ft}")
-        print(f"gil={gil}")
+        for key, path in paths.items():
+            print(f"{key}={path}")
     return 0
 
 
