@@ -66,6 +66,17 @@ def pytest_configure(config: pytest.Config) -> None:
 # tests/), with the reason. A test may also say so itself with
 # @pytest.mark.thread_unsafe(reason=...).
 _SIGNALS = "signals are delivered to the main thread only"
+_RECURSION = "sets the recursion limit, which is the same for every thread"
+_CLASS_FLAG = (
+    "sets a class-wide flag that makes comparisons raise, which the other copies' keys obey too"
+)
+_NO_GC = (
+    "turns the cyclic garbage collector off for the process, which the other copies "
+    "turn back on when they finish"
+)
+_EXCEPTHOOK = (
+    "replaces threading.excepthook for the whole process to collect the errors of its threads"
+)
 THREAD_UNSAFE = {
     "fault_injection/": _SIGNALS,
     "test_faults.py": _SIGNALS,
@@ -80,6 +91,22 @@ THREAD_UNSAFE = {
     "test_readme.py::test_readme_examples_run": (
         "doctest replaces sys.stdout, which every thread shares, to capture the output"
     ),
+    "test_cache_failure_paths.py::test_cached_recursion_depth_matches_the_lru_engine": _RECURSION,
+    "test_cache_failure_paths.py::test_failed_install_ends_the_flight": _CLASS_FLAG,
+    "test_cache_failure_paths.py::test_failed_install_gives_waiters_the_value": _CLASS_FLAG,
+    "test_queue_api.py::test_priority_raising_lt_on_get_loses_nothing": _CLASS_FLAG,
+    "test_sharded_set.py::test_hash_is_computed_outside_the_lock_and_once": (
+        "counts hash calls in a class-wide counter, which the other copies' keys add to"
+    ),
+    "test_counters.py::test_striped_counter_is_collected_without_gc": _NO_GC,
+    "test_counters.py::test_concurrent_counter_is_collected_without_gc": _NO_GC,
+    "conformance/test_conformance_cached.py::test_lru_reentrancy_with_len": (
+        "replaces builtins.len for the whole process"
+    ),
+    "conformance/test_conformance_cached.py::test_lru_recursion": _RECURSION,
+    "conformance/test_conformance_cached.py::test_lru_cache_threaded": _EXCEPTHOOK,
+    "conformance/test_conformance_cached.py::test_lru_cache_threaded2": _EXCEPTHOOK,
+    "conformance/test_conformance_cached.py::test_lru_cache_threaded3": _EXCEPTHOOK,
     "test_queue.py::test_no_thread_per_waiting_coroutine": (
         "counts the process's threads, which the other copies of the test start too"
     ),
