@@ -185,7 +185,7 @@ def tests_parallel(session: nox.Session) -> None:
         session, exe, f"tests-parallel-{info['v']}t", [*TEST_REQS, "pytest-run-parallel>=0.4"]
     )
     env = {"PYTHON_GIL": "0", "CONCTOOLS_REQUIRE_NOGIL": "1"}
-    args = list(session.posargs)
+    args = list(session.posargs) or ["--durations=15"]
     if not any(a.startswith("--parallel-threads") for a in args):
         args.insert(0, "--parallel-threads=4")
     session.run(py, "-m", "pytest", "-p", "no:cacheprovider", *args, external=True, env=env)
