@@ -177,6 +177,8 @@ def tests_parallel(session: nox.Session) -> None:
     Tests that cannot run that way are marked ``thread_unsafe`` with a reason,
     or listed in tests/conftest.py. ``--parallel-threads`` defaults to 4
     (more threads than the CI's 2 cores); pass e.g. ``-- --parallel-threads=8``.
+    Not in plain ``nox``: the whole suite takes about 10 minutes this way on 2
+    cores, more than the CI's time budget leaves; run it explicitly.
     """
     exe = _provision(session)["freethreaded"]
     info = _probe(exe)
