@@ -100,6 +100,10 @@ THREAD_UNSAFE = {
     ),
     "test_counters.py::test_striped_counter_is_collected_without_gc": _NO_GC,
     "test_counters.py::test_concurrent_counter_is_collected_without_gc": _NO_GC,
+    "test_counters.py::test_striped_exact_under_drain_and_thread_exit": (
+        "its drainer spins until the adders finish: the copies' spinning drainers starve "
+        "each other's 8 adder threads on 2 cores"
+    ),
     "conformance/test_conformance_cached.py::test_lru_reentrancy_with_len": (
         "replaces builtins.len for the whole process"
     ),
