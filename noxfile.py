@@ -540,6 +540,8 @@ def tests_parallel(session: nox.Session) -> None:
     Tests that cannot run that way are marked ``thread_unsafe`` with a reason,
     or listed in tests/conftest.py. ``--parallel-threads`` defaults to 4
     (more threads than the CI's 2 cores); pass e.g. ``-- --parallel-threads=8``.
+    Not in plain ``nox``: the whole suite takes about 10 minutes this way on 2
+    cores, more than the CI's time budget leaves; run it explicitly.
     """
     exe = _provision(session)["freethreaded"]
     info = _probe(exe)
@@ -548,7 +550,7 @@ def tests_parallel(session: nox.Session) -> None:
         session, exe, f"tests-parallel-{info['v']}t", [*TEST_REQS, "pytest-run-parallel>=0.4"]
     )
     env = {"PYTHON_GIL": "0", "CONCTOOLS_REQUIRE_NOGIL": "1"}
-    args = list(session.posargs)
+    args = list(session.posargs) or ["--durations=15"]
     if not any(a.startswith("--parallel-threads") for a in args):
         args.insert(0, "--parallel-threads=4")
     session.run(py, "-m", "pytest", "-p", "no:cacheprovider", *args, external=True, env=env)

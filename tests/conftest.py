@@ -18,11 +18,14 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
+import types
 from collections.abc import Iterator
 
 import pytest
+from _pytest.unittest import TestCaseFunction as UnittestFunction
 from hypothesis import HealthCheck, settings
 
 import conctools
@@ -89,10 +92,51 @@ def pytest_configure(config: pytest.Config) -> None:
 # tests/), with the reason. A test may also say so itself with
 # @pytest.mark.thread_unsafe(reason=...).
 _SIGNALS = "signals are delivered to the main thread only"
+_RECURSION = "sets the recursion limit, which is the same for every thread"
+_CLASS_FLAG = (
+    "sets a class-wide flag that makes comparisons raise, which the other copies' keys obey too"
+)
+_NO_GC = (
+    "turns the cyclic garbage collector off for the process, which the other copies "
+    "turn back on when they finish"
+)
+_EXCEPTHOOK = (
+    "replaces threading.excepthook for the whole process to collect the errors of its threads"
+)
 THREAD_UNSAFE = {
     "fault_injection/": _SIGNALS,
     "test_faults.py": _SIGNALS,
     "test_queue.py::test_interrupted_get_unregisters": _SIGNALS,
+    "test_queue_failure_paths.py::test_interrupted_thread_getter_does_not_exceed_the_bound": (
+        _SIGNALS
+    ),
+    "test_queue_failure_paths.py::test_interrupted_put_has_not_put": _SIGNALS,
+    "test_queue_failure_paths.py::test_interrupted_put_many_reports_nothing_twice": _SIGNALS,
+    "test_rwlock.py::test_interrupted_reader_leaves_no_trace": _SIGNALS,
+    "test_rwlock.py::test_interrupted_writer_leaves_no_trace": _SIGNALS,
+    "test_readme.py::test_readme_examples_run": (
+        "doctest replaces sys.stdout, which every thread shares, to capture the output"
+    ),
+    "test_cache_failure_paths.py::test_cached_recursion_depth_matches_the_lru_engine": _RECURSION,
+    "test_cache_failure_paths.py::test_failed_install_ends_the_flight": _CLASS_FLAG,
+    "test_cache_failure_paths.py::test_failed_install_gives_waiters_the_value": _CLASS_FLAG,
+    "test_queue_api.py::test_priority_raising_lt_on_get_loses_nothing": _CLASS_FLAG,
+    "test_sharded_set.py::test_hash_is_computed_outside_the_lock_and_once": (
+        "counts hash calls in a class-wide counter, which the other copies' keys add to"
+    ),
+    "test_counters.py::test_striped_counter_is_collected_without_gc": _NO_GC,
+    "test_counters.py::test_concurrent_counter_is_collected_without_gc": _NO_GC,
+    "test_counters.py::test_striped_exact_under_drain_and_thread_exit": (
+        "its drainer spins until the adders finish: the copies' spinning drainers starve "
+        "each other's 8 adder threads on 2 cores"
+    ),
+    "conformance/test_conformance_cached.py::test_lru_reentrancy_with_len": (
+        "replaces builtins.len for the whole process"
+    ),
+    "conformance/test_conformance_cached.py::test_lru_recursion": _RECURSION,
+    "conformance/test_conformance_cached.py::test_lru_cache_threaded": _EXCEPTHOOK,
+    "conformance/test_conformance_cached.py::test_lru_cache_threaded2": _EXCEPTHOOK,
+    "conformance/test_conformance_cached.py::test_lru_cache_threaded3": _EXCEPTHOOK,
     "test_queue.py::test_no_thread_per_waiting_coroutine": (
         "counts the process's threads, which the other copies of the test start too"
     ),
@@ -121,10 +165,38 @@ def _scale_timeouts(items: list[pytest.Item]) -> None:
             item.add_marker(scaled, append=False)
 
 
+def _fresh_testcase_per_call(item: pytest.Item) -> None:
+    """Run a unittest test on a new TestCase instance at each call.
+
+    pytest-run-parallel calls the test method of one instance from every
+    thread, so the attributes ``setUp`` gives it (``self.s``, ``self.cum``) are
+    shared and the copies of a test that changes them break each other; and
+    the method of an asynchronous TestCase would be called without being
+    awaited, so it would pass without running.  Each call here makes its own
+    instance and runs it with ``TestCase.debug()`` (``setUp``, the test,
+    ``tearDown``, errors raised to the caller).  The function is built with
+    the test module's globals, so that the plugin's detection of thread-unsafe
+    calls still reads the test's own code (through ``__wrapped__``) with the
+    names it uses.
+    """
+    cls, name = item.parent.obj, item.name  # type: ignore[union-attr]
+
+    def run() -> None:
+        cls(name).debug()  # setUp, the test (awaited if async), tearDown; errors propagate
+
+    bound = item.obj  # type: ignore[attr-defined]
+    fn = types.FunctionType(run.__code__, bound.__globals__, name, None, run.__closure__)
+    item.obj = functools.wraps(bound)(fn)  # type: ignore[attr-defined]
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _scale_timeouts(items)
     if not config.pluginmanager.hasplugin("run-parallel"):
         return
+    if str(config.getoption("parallel_threads")) != "1":
+        for item in items:
+            if isinstance(item, UnittestFunction):
+                _fresh_testcase_per_call(item)
     root = os.path.dirname(os.path.abspath(__file__))
     for item in items:
         rel = os.path.relpath(str(item.path), root).replace(os.sep, "/")

@@ -1337,6 +1337,16 @@ def test_many_shards_take_all_locks_without_deep_recursion() -> None:
 # -------------------------------------- compute_if_absent completion paths
 
 
+def _waits_for_loads_of(owner: int) -> bool:
+    """Whether a thread waits for a load of thread ``owner``, or ``owner`` waits.
+
+    Only this test's threads are looked at: copies of the test running in
+    other threads at the same time use the module-wide table too.
+    """
+    with sdmod._waiting_lock:
+        return owner in sdmod._waiting or any(r.owner == owner for r in sdmod._waiting.values())
+
+
 def _loader_and_waiter(
     d: ShardedDict[Any, Any], key: Any, during_load: Callable[[], None]
 ) -> tuple[BaseException | None, list[Any]]:
@@ -1358,10 +1368,12 @@ def _loader_and_waiter(
     t = threading.Thread(target=waiter, daemon=True)
     t.start()
 
+    me = threading.get_ident()
+
     def factory(k: Any) -> Any:
         started.set()
         deadline = time.monotonic() + 5
-        while not sdmod._waiting and time.monotonic() < deadline:
+        while not _waits_for_loads_of(me) and time.monotonic() < deadline:
             time.sleep(0.001)  # the waiter is waiting for this load
         during_load()
         return "loader-value"
@@ -1402,7 +1414,7 @@ def test_compute_if_absent_store_raising_completes_waiters_and_frees_the_key() -
     err, got = _loader_and_waiter(d, key, insert_colliding)
     assert isinstance(err, ArithmeticError)  # the store raised: map unchanged
     assert len(got) == 1 and isinstance(got[0], ArithmeticError)  # completed, not hung
-    assert not any(d._loading) and not sdmod._waiting
+    assert not any(d._loading) and not _waits_for_loads_of(threading.get_ident())
     raising[0] = False
     assert len(d) == 1 and d.compute_if_absent(key, lambda k: "later") == "later"
 
@@ -1419,7 +1431,9 @@ def test_compute_if_absent_interrupted_waiting_for_the_shard_lock() -> None:
     assert isinstance(err, _Fault)
     # the waiter retried and loaded the key itself: nothing wedged
     assert got == ["waiter-value"] and d["k"] == "waiter-value"
-    assert not any(d._loading) and not il.locked() and not sdmod._waiting
+    assert (
+        not any(d._loading) and not il.locked() and not _waits_for_loads_of(threading.get_ident())
+    )
 
 
 @pytest.mark.parametrize("exc", [ValueError("factory"), KeyboardInterrupt(), _Fault()])
@@ -1431,7 +1445,7 @@ def test_compute_if_absent_factory_base_exception_completes(exc: BaseException) 
 
     err, got = _loader_and_waiter(d, "k", boom)
     assert err is exc and got == ["waiter-value"]
-    assert not any(d._loading) and not sdmod._waiting
+    assert not any(d._loading) and not _waits_for_loads_of(threading.get_ident())
 
 
 def test_stale_reservation_of_a_vanished_loader_is_dropped() -> None:
@@ -1595,27 +1609,29 @@ def test_handle_has_fromkeys() -> None:
 
 
 class _Counted:
-    """Every instance hashes to 5; counts __hash__ and __eq__ calls."""
+    """Every instance hashes to 5; counts __hash__ and __eq__ calls (per thread)."""
 
-    hashes = 0
-    eqs = 0
+    counts = threading.local()
 
     def __init__(self, name: str) -> None:
         self.name = name
 
     def __hash__(self) -> int:
-        _Counted.hashes += 1
+        c = _Counted.counts
+        c.hashes = getattr(c, "hashes", 0) + 1
         return 5
 
     def __eq__(self, other: object) -> bool:
-        _Counted.eqs += 1
+        c = _Counted.counts
+        c.eqs = getattr(c, "eqs", 0) + 1
         return isinstance(other, _Counted) and other.name == self.name
 
 
 def _count_setdefault(m: Any, key: _Counted, method: str = "setdefault") -> tuple[int, int]:
-    _Counted.hashes = _Counted.eqs = 0
+    c = _Counted.counts
+    c.hashes = c.eqs = 0
     getattr(m, method)(key, 1)
-    return _Counted.hashes, _Counted.eqs
+    return c.hashes, c.eqs
 
 
 @pytest.mark.parametrize("kind", KINDS)
