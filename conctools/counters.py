@@ -288,6 +288,9 @@ class StripedCounter(_CounterCore):
 
     __slots__ = ("__weakref__",)
 
+    #: The class of the per-thread cells (the tests build both cores' pairs).
+    _cell_type: type[StripedCounterHandle] = StripedCounterHandle
+
     def __init__(self, value: int = 0) -> None:
         if _type(value) is not _int:
             value = _check_delta(value, "value")
@@ -301,7 +304,7 @@ class StripedCounter(_CounterCore):
             return
         state = _StripedState()
         state.base = value
-        per_thread: PerThread[StripedCounterHandle] = PerThread(StripedCounterHandle, state.fold)
+        per_thread: PerThread[StripedCounterHandle] = PerThread(self._cell_type, state.fold)
         self._init_core(per_thread, state)
 
     def _add_shared(self, delta: int) -> None:
