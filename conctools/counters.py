@@ -235,6 +235,32 @@ class _PyStripedCounterCore:
         cell._value -= delta
         return None
 
+    def value(self) -> int:
+        """The sum of all deltas added (since the last reset).
+
+        Exact when no thread is adding; otherwise not a snapshot.
+        """
+        with self._lock:
+            total = self._state.base
+            for cell in self._per_thread.values():
+                total += cell._value
+            return total
+
+    def sum_then_reset(self) -> int:
+        """Return :meth:`value` and reset to zero, losing no concurrent delta.
+
+        Each delta is counted by exactly one ``sum_then_reset`` (or stays in
+        the counter), even when other threads add meanwhile.
+        """
+        with self._lock:
+            state = self._state
+            cells = 0
+            for cell in self._per_thread.values():
+                cells += cell._value  # read once: the owner may be adding
+            total = state.base + cells
+            state.base = -cells  # one store: the reset
+            return total
+
 
 if TYPE_CHECKING:
     _CounterCore = _PyStripedCounterCore
@@ -342,32 +368,6 @@ class StripedCounter(_CounterCore):
                 ) from None
             return new
         return cell
-
-    def value(self) -> int:
-        """The sum of all deltas added (since the last reset).
-
-        Exact when no thread is adding; otherwise not a snapshot.
-        """
-        with self._lock:
-            total = self._state.base
-            for cell in self._per_thread.values():
-                total += cell._value
-            return total
-
-    def sum_then_reset(self) -> int:
-        """Return :meth:`value` and reset to zero, losing no concurrent delta.
-
-        Each delta is counted by exactly one ``sum_then_reset`` (or stays in
-        the counter), even when other threads add meanwhile.
-        """
-        with self._lock:
-            state = self._state
-            cells = 0
-            for cell in self._per_thread.values():
-                cells += cell._value  # read once: the owner may be adding
-            total = state.base + cells
-            state.base = -cells  # one store: the reset
-            return total
 
     def reset(self) -> None:
         """Reset to zero (deltas added concurrently are either kept or reset)."""

@@ -29,6 +29,14 @@
  */
 #include "conctools_native.h"
 
+#include <stddef.h>
+
+#if PY_VERSION_HEX < 0x030C0000
+#  include "structmember.h"
+#  define Py_T_OBJECT_EX T_OBJECT_EX
+#  define Py_READONLY READONLY
+#endif
+
 /* ---- the cell ----------------------------------------------------------- */
 
 typedef struct {
@@ -46,6 +54,12 @@ static PyObject *str_value;      /* "value" */
 static PyObject *str_slow_add;   /* "_slow_add" */
 static PyObject *str_name;       /* "__name__" */
 static PyObject *str_delta;      /* "delta" */
+static PyObject *str__value;     /* "_value" */
+static PyObject *str_base;       /* "base" */
+static PyObject *str_values;     /* "values" */
+static PyObject *str_acquire;    /* "acquire" */
+static PyObject *str_release;    /* "release" */
+static PyObject *str_local, *str_lock, *str_registry, *str_live;
 
 /* TypeError "{what} must be an int, not {type(obj).__name__}" */
 static void
@@ -603,6 +617,7 @@ typedef struct {
     PyObject *local;       /* per_thread.local */
     PyObject *per_thread;
     PyObject *lock;        /* per_thread.lock */
+    PyObject *live;        /* per_thread._registry.live (never replaced), or NULL */
     PyObject *state;
 } CounterObject;
 
@@ -614,7 +629,7 @@ counter_new(PyTypeObject *type, PyObject *args, PyObject *kwds)
         return NULL;
     }
     self->serial = 0;
-    self->local = self->per_thread = self->lock = self->state = NULL;
+    self->local = self->per_thread = self->lock = self->state = self->live = NULL;
     return (PyObject *)self;
 }
 
@@ -626,6 +641,7 @@ counter_traverse(CounterObject *self, visitproc visit, void *arg)
     Py_VISIT(self->per_thread);
     Py_VISIT(self->lock);
     Py_VISIT(self->state);
+    Py_VISIT(self->live);
     return 0;
 }
 
@@ -636,6 +652,7 @@ counter_clear(CounterObject *self)
     Py_CLEAR(self->per_thread);
     Py_CLEAR(self->lock);
     Py_CLEAR(self->state);
+    Py_CLEAR(self->live);
     return 0;
 }
 
@@ -664,15 +681,27 @@ counter_init_core(CounterObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_RuntimeError, "the counter is already initialised");
         return NULL;
     }
-    PyObject *local = PyObject_GetAttrString(args[0], "local");
+    PyObject *local = PyObject_GetAttr(args[0], str_local);
     if (local == NULL) {
         return NULL;
     }
-    PyObject *lock = PyObject_GetAttrString(args[0], "lock");
+    PyObject *lock = PyObject_GetAttr(args[0], str_lock);
     if (lock == NULL) {
         Py_DECREF(local);
         return NULL;
     }
+    /* The registry dict, when it is the one PerThread keeps (a plain dict). */
+    PyObject *live = NULL;
+    PyObject *registry = PyObject_GetAttr(args[0], str_registry);
+    if (registry != NULL) {
+        live = PyObject_GetAttr(registry, str_live);
+        Py_DECREF(registry);
+    }
+    if (live == NULL || !PyDict_CheckExact(live)) {
+        PyErr_Clear();
+        Py_CLEAR(live);
+    }
+    self->live = live;
     self->local = local;
     self->lock = lock;
     self->per_thread = Py_NewRef(args[0]);
@@ -845,26 +874,148 @@ counter_decrement(CounterObject *self, PyObject *const *args, Py_ssize_t nargs,
     return counter_add_common(self, arg, 1, -1);
 }
 
-#define COUNTER_GETTER(field, name)                                   \
-    static PyObject *counter_get_##field(CounterObject *self, void *c) \
-    {                                                                 \
-        if (self->field == NULL) {                                    \
-            return counter_attr_error(self, name);                   \
-        }                                                             \
-        return Py_NewRef(self->field);                                \
+/* value() / sum_then_reset(): under the registry lock, like the pure code.
+ * The lock is always released once acquired: no Python code runs between
+ * the acquire and the release except PerThread.values(), whose exception
+ * (an interrupt) is propagated after the release. */
+static PyObject *
+counter_locked_sum(CounterObject *self, int reset)
+{
+    if (self->lock == NULL || self->per_thread == NULL || self->state == NULL) {
+        return counter_attr_error(self, "_lock");
     }
-COUNTER_GETTER(local, "_local")
-COUNTER_GETTER(per_thread, "_per_thread")
-COUNTER_GETTER(lock, "_lock")
-COUNTER_GETTER(state, "_state")
+    PyObject *r = PyObject_CallMethodNoArgs(self->lock, str_acquire);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    PyObject *res = NULL;
+    /* The registry's live cells: list(per_thread._registry.live.values()),
+     * read while holding its lock (which every change of it holds). */
+    PyObject *cells = self->live != NULL ? PyDict_Values(self->live)
+                                         : PyObject_CallMethodNoArgs(self->per_thread, str_values);
+    if (cells != NULL) {
+        PyObject *fast = PySequence_Fast(cells, "values() must return a sequence");
+        PyObject *sum = NULL;
+        if (fast != NULL) {
+            int64_t acc = 0;
+            sum = PyLong_FromLong(0);
+            Py_ssize_t n = PySequence_Fast_GET_SIZE(fast);
+            for (Py_ssize_t i = 0; sum != NULL && i < n; i++) {
+                PyObject *cell = PySequence_Fast_GET_ITEM(fast, i);
+                PyObject *v = NULL;
+                if (PyObject_TypeCheck(cell, CellType)) {
+                    CellObject *c = (CellObject *)cell;
+                    ct_lock(&c->mu);
+                    int64_t sm = CT_ATOMIC_LOAD_RELAXED(&c->small);
+                    PyObject *b = c->big;
+                    Py_XINCREF(b);
+                    ct_unlock(&c->mu);
+                    int64_t t;
+                    if (!__builtin_add_overflow(acc, sm, &t)) {
+                        acc = t;
+                        sm = 0;
+                    }
+                    if (b != NULL || sm != 0) {
+                        PyObject *x = PyLong_FromLongLong((long long)sm);
+                        if (x != NULL && b != NULL) {
+                            Py_SETREF(x, PyNumber_Add(b, x));
+                        }
+                        Py_XDECREF(b);
+                        v = x;
+                        if (v == NULL) {
+                            Py_CLEAR(sum);
+                            break;
+                        }
+                    }
+                }
+                else {
+                    v = PyObject_GetAttr(cell, str__value);
+                    if (v == NULL) {
+                        Py_CLEAR(sum);
+                        break;
+                    }
+                }
+                if (v != NULL) {
+                    Py_SETREF(sum, PyNumber_Add(sum, v));
+                    Py_DECREF(v);
+                }
+            }
+            if (sum != NULL && acc != 0) {
+                PyObject *x = PyLong_FromLongLong((long long)acc);
+                if (x == NULL) {
+                    Py_CLEAR(sum);
+                }
+                else {
+                    Py_SETREF(sum, PyNumber_Add(sum, x));
+                    Py_DECREF(x);
+                }
+            }
+            Py_DECREF(fast);
+        }
+        Py_DECREF(cells);
+        if (sum != NULL) {
+            PyObject *base = PyObject_GetAttr(self->state, str_base);
+            if (base != NULL) {
+                res = PyNumber_Add(base, sum);
+                Py_DECREF(base);
+                if (res != NULL && reset) {
+                    /* one store: the reset */
+                    PyObject *neg = PyNumber_Negative(sum);
+                    if (neg == NULL || PyObject_SetAttr(self->state, str_base, neg) < 0) {
+                        Py_CLEAR(res);
+                    }
+                    Py_XDECREF(neg);
+                }
+            }
+            Py_DECREF(sum);
+        }
+    }
+    /* release on every path, keeping the pending exception */
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    r = PyObject_CallMethodNoArgs(self->lock, str_release);
+    if (r == NULL) {
+        Py_CLEAR(res);
+        if (et != NULL) {
+            PyErr_Clear();
+            PyErr_Restore(et, ev, tb);
+        }
+        return NULL;
+    }
+    Py_DECREF(r);
+    PyErr_Restore(et, ev, tb);
+    return res;
+}
 
-static PyGetSetDef counter_getset[] = {
-    {"_local", (getter)counter_get_local, NULL, NULL, NULL},
-    {"_per_thread", (getter)counter_get_per_thread, NULL, NULL, NULL},
-    {"_lock", (getter)counter_get_lock, NULL, NULL, NULL},
-    {"_state", (getter)counter_get_state, NULL, NULL, NULL},
-    {NULL, NULL, NULL, NULL, NULL},
+static PyObject *
+counter_value(CounterObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return counter_locked_sum(self, 0);
+}
+
+static PyObject *
+counter_sum_then_reset(CounterObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return counter_locked_sum(self, 1);
+}
+
+static PyMemberDef counter_members[] = {
+    {"_local", Py_T_OBJECT_EX, offsetof(CounterObject, local), Py_READONLY, NULL},
+    {"_per_thread", Py_T_OBJECT_EX, offsetof(CounterObject, per_thread), Py_READONLY, NULL},
+    {"_lock", Py_T_OBJECT_EX, offsetof(CounterObject, lock), Py_READONLY, NULL},
+    {"_state", Py_T_OBJECT_EX, offsetof(CounterObject, state), Py_READONLY, NULL},
+    {NULL, 0, 0, 0, NULL},
 };
+
+#define COUNTER_VALUE_DOC \
+    "value($self, /)\n--\n\nThe sum of all deltas added (since the last reset).\n\n" \
+    "Exact when no thread is adding; otherwise not a snapshot."
+#define COUNTER_SUM_THEN_RESET_DOC \
+    "sum_then_reset($self, /)\n--\n\n" \
+    "Return :meth:`value` and reset to zero, losing no concurrent delta.\n\n" \
+    "Each delta is counted by exactly one ``sum_then_reset`` (or stays in\n" \
+    "the counter), even when other threads add meanwhile."
 
 #define COUNTER_INCREMENT_DOC "increment($self, /, delta=1)\n--\n\nAdd ``delta`` (default 1)."
 #define COUNTER_ADD_DOC "add($self, /, delta)\n--\n\nAdd ``delta``."
@@ -878,6 +1029,9 @@ static PyMethodDef counter_methods[] = {
      COUNTER_ADD_DOC},
     {"decrement", (PyCFunction)(void (*)(void))counter_decrement,
      METH_FASTCALL | METH_KEYWORDS, COUNTER_DECREMENT_DOC},
+    {"value", (PyCFunction)counter_value, METH_NOARGS, COUNTER_VALUE_DOC},
+    {"sum_then_reset", (PyCFunction)counter_sum_then_reset, METH_NOARGS,
+     COUNTER_SUM_THEN_RESET_DOC},
     {"_init_core", (PyCFunction)(void (*)(void))counter_init_core, METH_FASTCALL,
      "Set the per-thread registry and the shared state (once)."},
     {NULL, NULL, 0, NULL},
@@ -890,7 +1044,7 @@ static PyType_Slot counter_slots[] = {
     {Py_tp_traverse, counter_traverse},
     {Py_tp_clear, counter_clear},
     {Py_tp_methods, counter_methods},
-    {Py_tp_getset, counter_getset},
+    {Py_tp_members, counter_members},
     {0, NULL},
 };
 
@@ -918,6 +1072,11 @@ ct_exec_counters(PyObject *module)
 {
     if (ct_intern(&str_value, "value") < 0 || ct_intern(&str_slow_add, "_slow_add") < 0
         || ct_intern(&str_name, "__name__") < 0 || ct_intern(&str_delta, "delta") < 0
+        || ct_intern(&str__value, "_value") < 0 || ct_intern(&str_base, "base") < 0
+        || ct_intern(&str_values, "values") < 0 || ct_intern(&str_acquire, "acquire") < 0
+        || ct_intern(&str_release, "release") < 0 || ct_intern(&str_local, "local") < 0
+        || ct_intern(&str_lock, "lock") < 0 || ct_intern(&str_registry, "_registry") < 0
+        || ct_intern(&str_live, "live") < 0
         || ct_intern(&str_sentinel_key, "conctools._native.counters.cache") < 0) {
         return -1;
     }
