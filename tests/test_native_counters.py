@@ -376,7 +376,7 @@ def test_thread_exit_releases_every_cell(impl: tuple[type, type]) -> None:
 # -- exactness under clear, thread exit and draining ----------------------------------------
 
 
-@pytest.mark.timeout(60)
+@pytest.mark.timeout(150)
 @pytest.mark.usefixtures("switch_interval")
 def test_exact_under_churn_drain_and_reset(impl: tuple[type, type]) -> None:
     """Many short-lived threads add through the plain call and their handles
@@ -388,7 +388,7 @@ def test_exact_under_churn_drain_and_reset(impl: tuple[type, type]) -> None:
     stop = threading.Event()
     drained: list[int] = []
     reset_lost: list[int] = []
-    batches = stress_scale(ci=8, full=40)
+    batches = stress_scale(ci=6, full=40)
     per_batch, per_thread = 6, 150
 
     def adder(i: int) -> None:
@@ -418,7 +418,9 @@ def test_exact_under_churn_drain_and_reset(impl: tuple[type, type]) -> None:
             else:
                 drained.append(c.sum_then_reset())
 
-    run_concurrently(adders, drainer)
+    # a generous deadline: under sanitizers on a loaded machine the pure core's
+    # drains (which share the registry lock with thread exits) get slow
+    run_concurrently(adders, drainer, timeout=120)
     total = sum(drained) + sum(reset_lost) + c.value()
     assert total == batches * per_batch * (per_thread * 2 // 3)
     assert len(c._per_thread) == 0
