@@ -36,8 +36,9 @@ from collections.abc import (
     MutableMapping,
     ValuesView,
 )
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from ._internal.native import native_attr
 from ._internal.perthread import PerThread
 
 __all__ = [
@@ -75,7 +76,50 @@ def _check_delta(delta: object, what: str = "delta") -> int:
 # --------------------------------------------------------------------------
 
 
-class StripedCounterHandle:
+class _PyStripedCellCore:
+    """The hot methods of :class:`StripedCounterHandle` (pure-Python core).
+
+    The specification of the native ``_StripedCellCore``: same methods, same
+    exceptions and messages. ``_value`` is written only by the owning thread
+    (and replaced wholesale by tests); ``_retire`` marks the cell folded into
+    its counter (its thread has exited), which only the native core's cache
+    of the plain increment needs to know.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self) -> None:
+        self._value = 0  # written only by the owning thread; only ever read by others
+
+    def increment(self, delta: int = 1) -> None:
+        """Add ``delta`` (default 1) to the counter."""
+        if _type(delta) is not _int:
+            delta = _check_delta(delta)
+        self._value += delta
+
+    def add(self, delta: int) -> None:
+        """Add ``delta`` to the counter."""
+        if _type(delta) is not _int:
+            delta = _check_delta(delta)
+        self._value += delta
+
+    def decrement(self, delta: int = 1) -> None:
+        """Subtract ``delta`` (default 1) from the counter."""
+        if _type(delta) is not _int:
+            delta = _check_delta(delta)
+        self._value -= delta
+
+    def _retire(self) -> None:
+        """Mark the cell folded into its counter (nothing to do in pure Python)."""
+
+
+if TYPE_CHECKING:
+    _CellCore = _PyStripedCellCore
+else:
+    _CellCore = native_attr("_StripedCellCore") or _PyStripedCellCore
+
+
+class StripedCounterHandle(_CellCore):
     """The calling thread's own cell of a :class:`StripedCounter`.
 
     Returned by :meth:`StripedCounter.handle` (do not instantiate it: a
@@ -103,28 +147,7 @@ class StripedCounterHandle:
     **Complexity.** ``increment``/``add`` are O(1) and touch no shared object.
     """
 
-    __slots__ = ("_value",)
-
-    def __init__(self) -> None:
-        self._value = 0  # written only by the owning thread; only ever read by others
-
-    def increment(self, delta: int = 1) -> None:
-        """Add ``delta`` (default 1) to the counter."""
-        if _type(delta) is not _int:
-            delta = _check_delta(delta)
-        self._value += delta
-
-    def add(self, delta: int) -> None:
-        """Add ``delta`` to the counter."""
-        if _type(delta) is not _int:
-            delta = _check_delta(delta)
-        self._value += delta
-
-    def decrement(self, delta: int = 1) -> None:
-        """Subtract ``delta`` (default 1) from the counter."""
-        if _type(delta) is not _int:
-            delta = _check_delta(delta)
-        self._value -= delta
+    __slots__ = ()
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} contribution={self._value}>"
@@ -150,9 +173,102 @@ class _StripedState:
 
     def fold(self, cell: StripedCounterHandle) -> None:
         self.base += cell._value
+        cell._retire()
 
 
-class StripedCounter:
+class _PyStripedCounterCore:
+    """The hot methods of :class:`StripedCounter` (pure-Python core).
+
+    The specification of the native ``_StripedCounterCore``, which finds the
+    calling thread's cell in a per-thread cache and otherwise calls
+    ``StripedCounter._slow_add``.
+    """
+
+    __slots__ = ("_local", "_lock", "_per_thread", "_state")
+
+    def _init_core(self, per_thread: PerThread[StripedCounterHandle], state: _StripedState) -> None:
+        self._per_thread = per_thread
+        self._local = per_thread.local
+        self._lock = per_thread.lock
+        self._state = state
+
+    if TYPE_CHECKING:
+
+        def _add_shared(self, delta: int) -> None: ...  # StripedCounter's
+
+    def increment(self, delta: int = 1) -> None:
+        """Add ``delta`` (default 1)."""
+        if _type(delta) is not _int:
+            delta = _check_delta(delta)
+        try:
+            cell = self._local.value
+        except AttributeError:
+            cell = self._per_thread.register()
+            if cell is None:
+                return self._add_shared(delta)
+        cell._value += delta
+        return None
+
+    def add(self, delta: int) -> None:
+        """Add ``delta``."""
+        if _type(delta) is not _int:
+            delta = _check_delta(delta)
+        try:
+            cell = self._local.value
+        except AttributeError:
+            cell = self._per_thread.register()
+            if cell is None:
+                return self._add_shared(delta)
+        cell._value += delta
+        return None
+
+    def decrement(self, delta: int = 1) -> None:
+        """Subtract ``delta`` (default 1)."""
+        if _type(delta) is not _int:
+            delta = _check_delta(delta)
+        try:
+            cell = self._local.value
+        except AttributeError:
+            cell = self._per_thread.register()
+            if cell is None:
+                return self._add_shared(-delta)
+        cell._value -= delta
+        return None
+
+    def value(self) -> int:
+        """The sum of all deltas added (since the last reset).
+
+        Exact when no thread is adding; otherwise not a snapshot.
+        """
+        with self._lock:
+            total = self._state.base
+            for cell in self._per_thread.values():
+                total += cell._value
+            return total
+
+    def sum_then_reset(self) -> int:
+        """Return :meth:`value` and reset to zero, losing no concurrent delta.
+
+        Each delta is counted by exactly one ``sum_then_reset`` (or stays in
+        the counter), even when other threads add meanwhile.
+        """
+        with self._lock:
+            state = self._state
+            cells = 0
+            for cell in self._per_thread.values():
+                cells += cell._value  # read once: the owner may be adding
+            total = state.base + cells
+            state.base = -cells  # one store: the reset
+            return total
+
+
+if TYPE_CHECKING:
+    _CounterCore = _PyStripedCounterCore
+else:
+    _CounterCore = native_attr("_StripedCounterCore") or _PyStripedCounterCore
+
+
+class StripedCounter(_CounterCore):
     """A sum that many threads add to without contention, like Java's ``LongAdder``.
 
     Each thread adds into a cell it owns; :meth:`value` sums the cells. For
@@ -196,61 +312,42 @@ class StripedCounter:
     one small cell per live thread that has added.
     """
 
-    __slots__ = ("__weakref__", "_local", "_lock", "_per_thread", "_state")
+    __slots__ = ("__weakref__",)
+
+    #: The class of the per-thread cells (the tests build both cores' pairs).
+    _cell_type: type[StripedCounterHandle] = StripedCounterHandle
 
     def __init__(self, value: int = 0) -> None:
         if _type(value) is not _int:
             value = _check_delta(value, "value")
+        try:
+            self._per_thread  # noqa: B018  # ``__init__`` called again: start over at value
+        except AttributeError:
+            pass
+        else:
+            self.sum_then_reset()
+            self.add(value)
+            return
         state = _StripedState()
         state.base = value
-        per_thread: PerThread[StripedCounterHandle] = PerThread(StripedCounterHandle, state.fold)
-        self._per_thread = per_thread
-        self._local = per_thread.local
-        self._lock = per_thread.lock
-        self._state = state
+        per_thread: PerThread[StripedCounterHandle] = PerThread(self._cell_type, state.fold)
+        self._init_core(per_thread, state)
 
     def _add_shared(self, delta: int) -> None:
         """The add of a thread that cannot own a cell (exiting or foreign)."""
         with self._lock:
             self._state.base += delta
 
-    def increment(self, delta: int = 1) -> None:
-        """Add ``delta`` (default 1)."""
-        if _type(delta) is not _int:
-            delta = _check_delta(delta)
+    def _slow_add(self, delta: int) -> None:
+        """Add a checked ``delta`` when the thread's cell is not at hand:
+        register the thread (or add into the shared base if it cannot own a cell)."""
         try:
             cell = self._local.value
         except AttributeError:
             cell = self._per_thread.register()
             if cell is None:
                 return self._add_shared(delta)
-        cell._value += delta
-        return None
-
-    def add(self, delta: int) -> None:
-        """Add ``delta``."""
-        if _type(delta) is not _int:
-            delta = _check_delta(delta)
-        try:
-            cell = self._local.value
-        except AttributeError:
-            cell = self._per_thread.register()
-            if cell is None:
-                return self._add_shared(delta)
-        cell._value += delta
-        return None
-
-    def decrement(self, delta: int = 1) -> None:
-        """Subtract ``delta`` (default 1)."""
-        if _type(delta) is not _int:
-            delta = _check_delta(delta)
-        try:
-            cell = self._local.value
-        except AttributeError:
-            cell = self._per_thread.register()
-            if cell is None:
-                return self._add_shared(-delta)
-        cell._value -= delta
+        cell.add(delta)
         return None
 
     def handle(self) -> StripedCounterHandle:
@@ -271,32 +368,6 @@ class StripedCounter:
                 ) from None
             return new
         return cell
-
-    def value(self) -> int:
-        """The sum of all deltas added (since the last reset).
-
-        Exact when no thread is adding; otherwise not a snapshot.
-        """
-        with self._lock:
-            total = self._state.base
-            for cell in self._per_thread.values():
-                total += cell._value
-            return total
-
-    def sum_then_reset(self) -> int:
-        """Return :meth:`value` and reset to zero, losing no concurrent delta.
-
-        Each delta is counted by exactly one ``sum_then_reset`` (or stays in
-        the counter), even when other threads add meanwhile.
-        """
-        with self._lock:
-            state = self._state
-            cells = 0
-            for cell in self._per_thread.values():
-                cells += cell._value  # read once: the owner may be adding
-            total = state.base + cells
-            state.base = -cells  # one store: the reset
-            return total
 
     def reset(self) -> None:
         """Reset to zero (deltas added concurrently are either kept or reset)."""
