@@ -16,15 +16,6 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from operator import and_ as _and
-from operator import floordiv as _floordiv
-from operator import lshift as _lshift
-from operator import mod as _mod
-from operator import mul as _mul
-from operator import or_ as _or
-from operator import pow as _pow
-from operator import rshift as _rshift
-from operator import xor as _xor
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._internal.native import native_attr
@@ -32,6 +23,7 @@ from ._internal.native import native_attr
 __all__ = ["AtomicBool", "AtomicFloat", "AtomicInt", "AtomicRef"]
 
 T = TypeVar("T")
+_S = TypeVar("_S", bound="_AtomicIntCore")
 
 # Module-level aliases: on the free-threaded 3.13 build (no specialising
 # interpreter) a module global is found one dict lookup sooner than a builtin.
@@ -152,10 +144,75 @@ class _AtomicIntCore:
                     self._value = new
                     return new
 
-    def _apply(self, op: Callable[[int, int], int], n: int) -> None:
-        """Replace the value ``v`` by ``op(v, n)`` atomically (``op`` maps ints to an int)."""
+    # -- in-place operators: atomic updates of this object ----------------------
+
+    def __iadd__(self: _S, other: object) -> _S:
+        n = _operand(other)
         with self._lock:
-            self._value = op(self._value, n)
+            self._value = self._value + n
+        return self
+
+    def __isub__(self: _S, other: object) -> _S:
+        n = _operand(other)
+        with self._lock:
+            self._value = self._value - n
+        return self
+
+    def __imul__(self: _S, other: object) -> _S:
+        n = _operand(other)
+        with self._lock:
+            self._value = self._value * n
+        return self
+
+    def __ifloordiv__(self: _S, other: object) -> _S:
+        n = _operand(other)
+        with self._lock:
+            self._value = self._value // n
+        return self
+
+    def __imod__(self: _S, other: object) -> _S:
+        n = _operand(other)
+        with self._lock:
+            self._value = self._value % n
+        return self
+
+    def __ior__(self: _S, other: object) -> _S:
+        n = _operand(other)
+        with self._lock:
+            self._value = self._value | n
+        return self
+
+    def __iand__(self: _S, other: object) -> _S:
+        n = _operand(other)
+        with self._lock:
+            self._value = self._value & n
+        return self
+
+    def __ixor__(self: _S, other: object) -> _S:
+        n = _operand(other)
+        with self._lock:
+            self._value = self._value ^ n
+        return self
+
+    def __ilshift__(self: _S, other: object) -> _S:
+        n = _operand(other)
+        with self._lock:
+            self._value = self._value << n
+        return self
+
+    def __irshift__(self: _S, other: object) -> _S:
+        n = _operand(other)
+        with self._lock:
+            self._value = self._value >> n
+        return self
+
+    def __ipow__(self: _S, other: object) -> _S:
+        n = _operand(other)
+        if n < 0:
+            raise ValueError("AtomicInt **= needs a non-negative exponent (the result is an int)")
+        with self._lock:
+            self._value = self._value**n
+        return self
 
 
 _PyAtomicIntCore = _AtomicIntCore
@@ -217,54 +274,7 @@ class AtomicInt(_IntBase):
 
     __slots__ = ("__weakref__",)
 
-    # -- in-place operators: atomic updates of this object ----------------------
-
-    def __iadd__(self, other: object) -> AtomicInt:
-        self.add_and_get(_operand(other))
-        return self
-
-    def __isub__(self, other: object) -> AtomicInt:
-        self.decrement(_operand(other))
-        return self
-
-    def __imul__(self, other: object) -> AtomicInt:
-        self._apply(_mul, _operand(other))
-        return self
-
-    def __ifloordiv__(self, other: object) -> AtomicInt:
-        self._apply(_floordiv, _operand(other))
-        return self
-
-    def __imod__(self, other: object) -> AtomicInt:
-        self._apply(_mod, _operand(other))
-        return self
-
-    def __ior__(self, other: object) -> AtomicInt:
-        self._apply(_or, _operand(other))
-        return self
-
-    def __iand__(self, other: object) -> AtomicInt:
-        self._apply(_and, _operand(other))
-        return self
-
-    def __ixor__(self, other: object) -> AtomicInt:
-        self._apply(_xor, _operand(other))
-        return self
-
-    def __ilshift__(self, other: object) -> AtomicInt:
-        self._apply(_lshift, _operand(other))
-        return self
-
-    def __irshift__(self, other: object) -> AtomicInt:
-        self._apply(_rshift, _operand(other))
-        return self
-
-    def __ipow__(self, other: object) -> AtomicInt:
-        n = _operand(other)
-        if n < 0:
-            raise ValueError("AtomicInt **= needs a non-negative exponent (the result is an int)")
-        self._apply(_pow, n)
-        return self
+    # -- in-place operators (``+= -= ...``) are atomic updates of the core
 
     def __itruediv__(self, other: object) -> AtomicInt:
         # Without this, ``a /= 2`` would rebind ``a`` to a plain float.

@@ -185,13 +185,18 @@ ai_cas_obj(AtomicIntObject *self, PyObject *cur, PyObject *nv)
         if (n_small) {
             return CT_ATOMIC_CAS(&self->word, &e, n) ? 1 : 0;
         }
-        /* small -> big: publish `big` first, then swing the word under the mutex */
+        /* small -> big: publish `big` first, then swing the word, under the
+         * mutex.  In big mode the value differs from the small `cur`, and
+         * `big` must not be touched; the word cannot enter big mode while
+         * we hold the mutex, so after this check `big` is ours (NULL). */
         ct_lock(&self->mutex);
-        self->big = Py_NewRef(nv);
-        ok = CT_ATOMIC_CAS(&self->word, &e, CT_BIG) ? 1 : 0;
-        if (!ok) {
-            drop = self->big;
-            self->big = NULL;
+        if (CT_ATOMIC_LOAD(&self->word) != CT_BIG) {
+            self->big = Py_NewRef(nv);
+            ok = CT_ATOMIC_CAS(&self->word, &e, CT_BIG) ? 1 : 0;
+            if (!ok) {
+                drop = self->big;
+                self->big = NULL;
+            }
         }
         ct_unlock(&self->mutex);
         Py_XDECREF(drop);
@@ -339,7 +344,6 @@ static const char *const NAMES_VALUE[] = {"value", NULL};
 static const char *const NAMES_DELTA[] = {"delta", NULL};
 static const char *const NAMES_EXP_NEW[] = {"expected", "new", NULL};
 static const char *const NAMES_FN[] = {"fn", NULL};
-static const char *const NAMES_OP_N[] = {"op", "n", NULL};
 
 /* One int argument: fast path for a positional exact int. */
 #define CT_ONE_INT(fname, names, nreq, dflt, what, outvar)                                 \
@@ -472,20 +476,31 @@ AtomicInt_update(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject
     }
 }
 
+/* ---- in-place operators: atomic updates of this object ---------------- */
+
+/* The right operand of an in-place operator: an int (not bool) or an
+ * AtomicInt (its current value).  New reference or NULL. */
 static PyObject *
-AtomicInt_apply(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames)
+ai_operand(PyObject *v)
+{
+    if (PyObject_TypeCheck(v, AtomicInt_Type)) {
+        return ai_load((AtomicIntObject *)v);
+    }
+    return ct_int_arg(v, "operand");
+}
+
+/* value <- fn(value, n) by compare-and-set (n: exact int, borrowed); returns
+ * self (new ref). */
+static PyObject *
+ai_inplace_n(PyObject *op, PyObject *n, binaryfunc fn)
 {
     AtomicIntObject *self = (AtomicIntObject *)op;
-    PyObject *a[2] = {NULL, NULL};
-    if (ct_parse("_AtomicIntCore._apply", args, nargs, kwnames, NAMES_OP_N, 2, 2, a) < 0) {
-        return NULL;
-    }
     for (;;) {
         PyObject *cur = ai_load(self);
         if (cur == NULL) {
             return NULL;
         }
-        PyObject *res = PyObject_CallFunctionObjArgs(a[0], cur, a[1], NULL);
+        PyObject *res = fn(cur, n);
         if (res == NULL) {
             Py_DECREF(cur);
             return NULL;
@@ -500,9 +515,81 @@ AtomicInt_apply(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject 
         Py_DECREF(cur);
         Py_DECREF(nv);
         if (ok) {
-            Py_RETURN_NONE;
+            return Py_NewRef(op);
         }
     }
+}
+
+static PyObject *
+ai_inplace(PyObject *op, PyObject *other, binaryfunc fn)
+{
+    PyObject *n = ai_operand(other);
+    if (n == NULL) {
+        return NULL;
+    }
+    PyObject *r = ai_inplace_n(op, n, fn);
+    Py_DECREF(n);
+    return r;
+}
+
+static PyObject *
+ai_iadd_sub(PyObject *op, PyObject *other, int sub)
+{
+    PyObject *n = ai_operand(other);
+    if (n == NULL) {
+        return NULL;
+    }
+    PyObject *r = ai_add((AtomicIntObject *)op, n, sub, 1);
+    Py_DECREF(n);
+    if (r == NULL) {
+        return NULL;
+    }
+    Py_DECREF(r);
+    return Py_NewRef(op);
+}
+
+static PyObject *AtomicInt_iadd(PyObject *a, PyObject *b) { return ai_iadd_sub(a, b, 0); }
+static PyObject *AtomicInt_isub(PyObject *a, PyObject *b) { return ai_iadd_sub(a, b, 1); }
+static PyObject *AtomicInt_imul(PyObject *a, PyObject *b) { return ai_inplace(a, b, PyNumber_Multiply); }
+static PyObject *AtomicInt_ifloordiv(PyObject *a, PyObject *b) { return ai_inplace(a, b, PyNumber_FloorDivide); }
+static PyObject *AtomicInt_imod(PyObject *a, PyObject *b) { return ai_inplace(a, b, PyNumber_Remainder); }
+static PyObject *AtomicInt_ior(PyObject *a, PyObject *b) { return ai_inplace(a, b, PyNumber_Or); }
+static PyObject *AtomicInt_iand(PyObject *a, PyObject *b) { return ai_inplace(a, b, PyNumber_And); }
+static PyObject *AtomicInt_ixor(PyObject *a, PyObject *b) { return ai_inplace(a, b, PyNumber_Xor); }
+static PyObject *AtomicInt_ilshift(PyObject *a, PyObject *b) { return ai_inplace(a, b, PyNumber_Lshift); }
+static PyObject *AtomicInt_irshift(PyObject *a, PyObject *b) { return ai_inplace(a, b, PyNumber_Rshift); }
+
+static PyObject *
+ai_pow2(PyObject *a, PyObject *b)
+{
+    return PyNumber_Power(a, b, Py_None);
+}
+
+static PyObject *
+AtomicInt_ipow(PyObject *a, PyObject *b, PyObject *mod)
+{
+    PyObject *n = ai_operand(b);
+    if (n == NULL) {
+        return NULL;
+    }
+    PyObject *zero = PyLong_FromLong(0);
+    if (zero == NULL) {
+        Py_DECREF(n);
+        return NULL;
+    }
+    int neg = PyObject_RichCompareBool(n, zero, Py_LT);
+    Py_DECREF(zero);
+    if (neg != 0) {
+        if (neg > 0) {
+            PyErr_SetString(PyExc_ValueError,
+                            "AtomicInt **= needs a non-negative exponent (the result is an int)");
+        }
+        Py_DECREF(n);
+        return NULL;
+    }
+    PyObject *r = ai_inplace_n(a, n, ai_pow2);
+    Py_DECREF(n);
+    return r;
 }
 
 #define FASTKW(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL | METH_KEYWORDS
@@ -527,8 +614,6 @@ static PyMethodDef AtomicInt_methods[] = {
      "the value meanwhile: it may be called more than once and must have no\n"
      "side effects. If ``fn`` raises, or returns a non-int (``TypeError``),\n"
      "the value is unchanged."},
-    {"_apply", FASTKW(AtomicInt_apply),
-     "Replace the value ``v`` by ``op(v, n)`` atomically (``op`` maps ints to an int)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -545,6 +630,17 @@ static PyType_Slot AtomicInt_slots[] = {
     {Py_tp_dealloc, AtomicInt_dealloc},
     {Py_tp_methods, AtomicInt_methods},
     {Py_tp_getset, AtomicInt_getset},
+    {Py_nb_inplace_add, AtomicInt_iadd},
+    {Py_nb_inplace_subtract, AtomicInt_isub},
+    {Py_nb_inplace_multiply, AtomicInt_imul},
+    {Py_nb_inplace_floor_divide, AtomicInt_ifloordiv},
+    {Py_nb_inplace_remainder, AtomicInt_imod},
+    {Py_nb_inplace_or, AtomicInt_ior},
+    {Py_nb_inplace_and, AtomicInt_iand},
+    {Py_nb_inplace_xor, AtomicInt_ixor},
+    {Py_nb_inplace_lshift, AtomicInt_ilshift},
+    {Py_nb_inplace_rshift, AtomicInt_irshift},
+    {Py_nb_inplace_power, AtomicInt_ipow},
     {0, NULL},
 };
 
