@@ -1,14 +1,18 @@
 """Atomic variables: ``AtomicInt``, ``AtomicBool``, ``AtomicFloat`` and ``AtomicRef``.
 
-Pure Python has no compare-and-swap instruction, so each atomic holds a small
+Each public class derives from a *core* holding its hot methods: the C
+accelerator's (``conctools._native``: a compare-and-swap on a machine word,
+or a strong reference swapped under a tiny mutex for ``AtomicRef``) when it
+is built and not disabled with ``CONCTOOLS_PURE_PYTHON=1``, otherwise the
+pure-Python core below. The pure-Python cores are the reference: pure Python
+has no compare-and-swap instruction, so each atomic holds a small
 ``threading.Lock`` held only for the few bytecodes of a read-modify-write,
 always as ``with lock:`` (an exception delivered by a signal handler cannot
-leave it held). User functions passed to ``update`` run *outside* that lock
-(optimistic retry), so a slow or re-entrant function never blocks other
-threads.
-
-This module is the reference implementation: an accelerated version must
-keep every documented behaviour, including the bad-input errors.
+leave it held). In both, user functions passed to ``update`` run *outside*
+any lock (optimistic retry), so a slow or re-entrant function never blocks
+other threads. The C cores keep every documented behaviour, including the
+bad-input errors and their messages (``tests/test_native_atomic.py`` holds
+the two to the same results).
 """
 
 from __future__ import annotations
@@ -268,8 +272,11 @@ class AtomicInt(_IntBase):
     ``update`` may loop while other threads keep changing the value.
 
     **Complexity.** Every operation is O(1) (plus the cost of ``fn`` per
-    attempt for ``update``). Each call acquires an uncontended lock once; under
-    contention threads serialise on it, like an int guarded by a ``Lock``.
+    attempt for ``update``). With the C accelerator, an update of a value
+    that fits in 64 bits is one compare-and-swap of a machine word; values
+    beyond that range are kept as exact Python ints, with the same results.
+    The pure-Python implementation acquires an uncontended lock once per call;
+    under contention threads serialise on it, like an int guarded by a ``Lock``.
     """
 
     __slots__ = ("__weakref__",)
@@ -541,8 +548,9 @@ class AtomicBool(_BoolBase):
     **Blocking and timeouts.** No call blocks for longer than another
     thread's few-bytecode critical section; there is nothing to time out.
 
-    **Complexity.** Every operation is O(1); each update acquires an
-    uncontended lock once.
+    **Complexity.** Every operation is O(1); each update is one
+    compare-and-swap (C accelerator) or acquires an uncontended lock once
+    (pure Python).
     """
 
     __slots__ = ("__weakref__",)
@@ -700,7 +708,8 @@ class AtomicFloat(_FloatBase):
     thread's few-bytecode critical section; there is nothing to time out.
 
     **Complexity.** Every operation is O(1) (plus ``fn`` per attempt for
-    ``update``); each update acquires an uncontended lock once.
+    ``update``); each update is one compare-and-swap of the value's 64 bits
+    (C accelerator) or acquires an uncontended lock once (pure Python).
     """
 
     __slots__ = ("__weakref__",)

@@ -595,21 +595,21 @@ AtomicInt_ipow(PyObject *a, PyObject *b, PyObject *mod)
 #define FASTKW(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL | METH_KEYWORDS
 
 static PyMethodDef AtomicInt_methods[] = {
-    {"get", AtomicInt_get, METH_NOARGS, "The current value."},
-    {"set", FASTKW(AtomicInt_set), "Replace the value."},
+    {"get", AtomicInt_get, METH_NOARGS, "get($self, /)\n--\n\nThe current value."},
+    {"set", FASTKW(AtomicInt_set), "set($self, /, value)\n--\n\nReplace the value."},
     {"increment", FASTKW(AtomicInt_increment),
-     "Add ``delta`` (default 1) and return the new value."},
+     "increment($self, /, delta=1)\n--\n\nAdd ``delta`` (default 1) and return the new value."},
     {"decrement", FASTKW(AtomicInt_decrement),
-     "Subtract ``delta`` (default 1) and return the new value."},
-    {"add_and_get", FASTKW(AtomicInt_add_and_get), "Add ``delta`` and return the new value."},
+     "decrement($self, /, delta=1)\n--\n\nSubtract ``delta`` (default 1) and return the new value."},
+    {"add_and_get", FASTKW(AtomicInt_add_and_get), "add_and_get($self, /, delta)\n--\n\nAdd ``delta`` and return the new value."},
     {"get_and_add", FASTKW(AtomicInt_get_and_add),
-     "Add ``delta`` and return the previous value."},
+     "get_and_add($self, /, delta)\n--\n\nAdd ``delta`` and return the previous value."},
     {"get_and_set", FASTKW(AtomicInt_get_and_set),
-     "Replace the value and return the previous one."},
+     "get_and_set($self, /, value)\n--\n\nReplace the value and return the previous one."},
     {"compare_and_set", FASTKW(AtomicInt_compare_and_set),
-     "Set the value to ``new`` if it equals ``expected``; return whether it did."},
+     "compare_and_set($self, /, expected, new)\n--\n\nSet the value to ``new`` if it equals ``expected``; return whether it did."},
     {"update", FASTKW(AtomicInt_update),
-     "Atomically replace the value ``v`` by ``fn(v)``; return the new value.\n\n"
+     "update($self, /, fn)\n--\n\nAtomically replace the value ``v`` by ``fn(v)``; return the new value.\n\n"
      "``fn`` runs outside the lock and is retried if another thread changed\n"
      "the value meanwhile: it may be called more than once and must have no\n"
      "side effects. If ``fn`` raises, or returns a non-int (``TypeError``),\n"
@@ -781,13 +781,13 @@ AtomicBool_toggle(PyObject *op, PyObject *Py_UNUSED(ignored))
 }
 
 static PyMethodDef AtomicBool_methods[] = {
-    {"get", AtomicBool_get, METH_NOARGS, "The current value."},
-    {"set", FASTKW(AtomicBool_set), "Replace the value."},
+    {"get", AtomicBool_get, METH_NOARGS, "get($self, /)\n--\n\nThe current value."},
+    {"set", FASTKW(AtomicBool_set), "set($self, /, value)\n--\n\nReplace the value."},
     {"get_and_set", FASTKW(AtomicBool_get_and_set),
-     "Replace the value and return the previous one."},
+     "get_and_set($self, /, value)\n--\n\nReplace the value and return the previous one."},
     {"compare_and_set", FASTKW(AtomicBool_compare_and_set),
-     "Set the value to ``new`` if it is ``expected``; return whether it did."},
-    {"toggle", AtomicBool_toggle, METH_NOARGS, "Flip the value and return the *new* value."},
+     "compare_and_set($self, /, expected, new)\n--\n\nSet the value to ``new`` if it is ``expected``; return whether it did."},
+    {"toggle", AtomicBool_toggle, METH_NOARGS, "toggle($self, /)\n--\n\nFlip the value and return the *new* value."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -1022,17 +1022,17 @@ AtomicFloat_update(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObje
 }
 
 static PyMethodDef AtomicFloat_methods[] = {
-    {"get", AtomicFloat_get, METH_NOARGS, "The current value."},
-    {"set", FASTKW(AtomicFloat_set), "Replace the value."},
-    {"add", FASTKW(AtomicFloat_add), "Add ``delta`` and return the new value."},
+    {"get", AtomicFloat_get, METH_NOARGS, "get($self, /)\n--\n\nThe current value."},
+    {"set", FASTKW(AtomicFloat_set), "set($self, /, value)\n--\n\nReplace the value."},
+    {"add", FASTKW(AtomicFloat_add), "add($self, /, delta)\n--\n\nAdd ``delta`` and return the new value."},
     {"get_and_add", FASTKW(AtomicFloat_get_and_add),
-     "Add ``delta`` and return the previous value."},
+     "get_and_add($self, /, delta)\n--\n\nAdd ``delta`` and return the previous value."},
     {"get_and_set", FASTKW(AtomicFloat_get_and_set),
-     "Replace the value and return the previous one."},
+     "get_and_set($self, /, value)\n--\n\nReplace the value and return the previous one."},
     {"compare_and_set", FASTKW(AtomicFloat_compare_and_set),
-     "Set the value to ``new`` if it is bit-for-bit ``expected``; return whether it did."},
+     "compare_and_set($self, /, expected, new)\n--\n\nSet the value to ``new`` if it is bit-for-bit ``expected``; return whether it did."},
     {"update", FASTKW(AtomicFloat_update),
-     "Atomically replace the value ``v`` by ``fn(v)``; return the new value.\n\n"
+     "update($self, /, fn)\n--\n\nAtomically replace the value ``v`` by ``fn(v)``; return the new value.\n\n"
      "``fn`` runs outside the lock and is retried if another thread changed\n"
      "the value meanwhile: it may be called more than once and must have no\n"
      "side effects. If ``fn`` raises, or returns something that is not a\n"
@@ -1240,14 +1240,14 @@ AtomicRef_update(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject
 }
 
 static PyMethodDef AtomicRef_methods[] = {
-    {"get", AtomicRef_get, METH_NOARGS, "The current value."},
-    {"set", FASTKW(AtomicRef_set), "Replace the value."},
+    {"get", AtomicRef_get, METH_NOARGS, "get($self, /)\n--\n\nThe current value."},
+    {"set", FASTKW(AtomicRef_set), "set($self, /, value)\n--\n\nReplace the value."},
     {"get_and_set", FASTKW(AtomicRef_get_and_set),
-     "Replace the value and return the previous one."},
+     "get_and_set($self, /, value)\n--\n\nReplace the value and return the previous one."},
     {"compare_and_set", FASTKW(AtomicRef_compare_and_set),
-     "Set the value to ``new`` if it *is* ``expected``; return whether it did."},
+     "compare_and_set($self, /, expected, new)\n--\n\nSet the value to ``new`` if it *is* ``expected``; return whether it did."},
     {"update", FASTKW(AtomicRef_update),
-     "Atomically replace the value ``v`` by ``fn(v)``; return the new value.\n\n"
+     "update($self, /, fn)\n--\n\nAtomically replace the value ``v`` by ``fn(v)``; return the new value.\n\n"
      "``fn`` runs outside the lock and is retried if another thread replaced\n"
      "the value meanwhile: it may be called more than once and must have no\n"
      "side effects. If ``fn`` raises, the value is unchanged."},
