@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import random
 import statistics
 import sys
 import threading
@@ -109,9 +110,10 @@ def rate(fn: Callable[[int], None], target: float = 0.05) -> float:
         n = int(n * max(2.0, 1.2 * target / max(dt, 1e-6)))
 
 
-def threaded_rate(make: Callable[[], Any], get_inc: Callable[[Any], Any], threads: int) -> float:
+def threaded_rate(
+    make: Callable[[], Any], get_inc: Callable[[Any], Any], threads: int, n: int = 1_000_000
+) -> float:
     obj = make()
-    n = 200_000
     barrier = threading.Barrier(threads + 1)
 
     def body() -> None:
@@ -137,6 +139,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--threads", action="store_true")
+    ap.add_argument("--only-threads", action="store_true", help="skip the per-method table")
+    ap.add_argument("--ops", type=int, default=1_000_000, help="increments per thread and run")
     args = ap.parse_args()
 
     import conctools.atomic as native
@@ -153,18 +157,18 @@ def main() -> None:
     po, no = ops(pure), ops(native)
     ratios: dict[str, list[float]] = {k: [] for k in po}
     rates: dict[str, list[float]] = {k: [] for k in po}
-    for _ in range(args.rounds):
+    for _ in range(0 if args.only_threads else args.rounds):
         for k in po:
             p = rate(po[k])
             nr = rate(no[k])
             ratios[k].append(nr / p)
             rates[k].append(nr)
-    for k in po:
+    for k in po if not args.only_threads else ():
         print(
             f"  {k:34s} native {statistics.median(rates[k]) / 1e6:6.2f} M/s  "
             f"x{statistics.median(ratios[k]):.2f} pure"
         )
-    if not args.threads:
+    if not (args.threads or args.only_threads):
         return
     peers: list[tuple[str, Callable[[], Any], Callable[[Any], Any]]] = [
         ("conctools AtomicInt (native)", native.AtomicInt, lambda a: a.increment),
@@ -191,7 +195,12 @@ def main() -> None:
         res: dict[str, list[float]] = {name: [] for name, _, _ in peers}
         rel: dict[str, list[float]] = {name: [] for name, _, _ in peers}
         for _ in range(args.rounds):
-            got = {name: threaded_rate(mk, gi, threads) for name, mk, gi in peers}
+            order = list(peers)
+            random.shuffle(order)  # no variant always runs first (or last) in a round
+            got = {
+                name: threaded_rate(mk, gi, threads, args.ops if "pure" not in name else 100_000)
+                for name, mk, gi in order
+            }
             for name in got:
                 res[name].append(got[name])
                 rel[name].append(got[name] / got[peers[0][0]])
