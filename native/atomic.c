@@ -1135,8 +1135,10 @@ AtomicRef_traverse(PyObject *op, visitproc visit, void *arg)
 static int
 AtomicRef_clear(PyObject *op)
 {
-    /* The collector runs with other threads stopped: no mutex here (a
-     * stopped thread never holds it across a call into Python). */
+    /* Called by the collector on unreachable objects (no other thread can
+     * reach this one) or from dealloc: no mutex needed.  traverse runs with
+     * the other threads stopped, and none holds the mutex across a call
+     * into Python, so it reads the field directly too. */
     Py_CLEAR(((AtomicRefObject *)op)->value);
     return 0;
 }
