@@ -1,14 +1,18 @@
 """Atomic variables: ``AtomicInt``, ``AtomicBool``, ``AtomicFloat`` and ``AtomicRef``.
 
-Pure Python has no compare-and-swap instruction, so each atomic holds a small
+Each public class derives from a *core* holding its hot methods: the C
+accelerator's (``conctools._native``: a compare-and-swap on a machine word,
+or a strong reference swapped under a tiny mutex for ``AtomicRef``) when it
+is built and not disabled with ``CONCTOOLS_PURE_PYTHON=1``, otherwise the
+pure-Python core below. The pure-Python cores are the reference: pure Python
+has no compare-and-swap instruction, so each atomic holds a small
 ``threading.Lock`` held only for the few bytecodes of a read-modify-write,
 always as ``with lock:`` (an exception delivered by a signal handler cannot
-leave it held). User functions passed to ``update`` run *outside* that lock
-(optimistic retry), so a slow or re-entrant function never blocks other
-threads.
-
-This module is the reference implementation: an accelerated version must
-keep every documented behaviour, including the bad-input errors.
+leave it held). In both, user functions passed to ``update`` run *outside*
+any lock (optimistic retry), so a slow or re-entrant function never blocks
+other threads. The C cores keep every documented behaviour, including the
+bad-input errors and their messages (``tests/test_native_atomic.py`` holds
+the two to the same results).
 """
 
 from __future__ import annotations
@@ -16,11 +20,14 @@ from __future__ import annotations
 import math
 import threading
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from ._internal.native import native_attr
 
 __all__ = ["AtomicBool", "AtomicFloat", "AtomicInt", "AtomicRef"]
 
 T = TypeVar("T")
+_S = TypeVar("_S", bound="_AtomicIntCore")
 
 # Module-level aliases: on the free-threaded 3.13 build (no specialising
 # interpreter) a module global is found one dict lookup sooner than a builtin.
@@ -43,57 +50,14 @@ def _operand(value: object) -> int:
     return _check_int(value, "operand")
 
 
-class AtomicInt:
-    """An int that threads update atomically, like Java's ``AtomicLong``.
+class _AtomicIntCore:
+    """The pure-Python core of :class:`AtomicInt`: its hot methods, the reference semantics.
 
-    Values are Python ints (unbounded: no overflow). Every value and delta must
-    be an ``int``; ``bool`` is rejected with ``TypeError`` (``AtomicInt(True)``
-    is almost always a bug), as are floats, ``Decimal`` and strings. Instances
-    of ``int`` subclasses (``IntEnum`` members...) are accepted and stored as
-    plain ``int``. A rejected call changes nothing.
-
-    It behaves like an ``int`` where that is safe: ``int(a)``, ``operator.index(a)``
-    (so ``range(a)``, ``lst[a]``), ``bool(a)``, ``format(a, "05d")``, ``==``
-    and ordering against ints and other ``AtomicInt`` (compared by value),
-    binary arithmetic (``a + 1`` returns a plain ``int`` computed from one read
-    of the value). It is mutable, so it is unhashable (``__hash__`` is
-    ``None``). In-place operators ``+= -= *= //= %= **= |= &= ^= <<= >>=``
-    are atomic updates of this object (they return it, so the name stays bound
-    to the atomic); their right operand must be an int or an ``AtomicInt``
-    (``**=`` a non-negative one); ``/=`` raises ``TypeError`` (the result
-    would not be an int).
-    ``copy.copy``, ``copy.deepcopy`` and pickling give a new, independent
-    ``AtomicInt`` with the current value. Subclasses may add attributes.
-
-    **Thread safety.** All methods may be called from any number of threads
-    at once. Every operation is linearizable: it takes effect at a single
-    instant between its call and its return.
-
-    **Atomic operations.** ``get``, ``set``, ``increment``, ``decrement``,
-    ``add_and_get``, ``get_and_add``, ``get_and_set``, ``compare_and_set`` and
-    the in-place operators are each atomic. ``compare_and_set(expected,
-    new)`` compares by value (``==``). ``update(fn)`` is atomic too, but
-    optimistic: it reads the value ``v``, calls ``fn(v)`` *without holding any
-    lock*, and installs the result only if the value is still ``v``;
-    otherwise it retries, so **fn may be called more than once** under
-    contention and must be free of side effects (as in Java's
-    ``updateAndGet``). ``fn`` is never called while a lock is held.
-    Comparisons, arithmetic and conversions read the value once. An
-    exception raised by a signal handler inside any call (``KeyboardInterrupt``)
-    leaves the update either fully applied or not applied, and the lock free.
-
-    **Iteration.** Not iterable. ``int(a)`` is ``a.get()``.
-
-    **Blocking and timeouts.** No call blocks for longer than another
-    thread's few-bytecode critical section; there is nothing to time out.
-    ``update`` may loop while other threads keep changing the value.
-
-    **Complexity.** Every operation is O(1) (plus the cost of ``fn`` per
-    attempt for ``update``). Each call acquires an uncontended lock once; under
-    contention threads serialise on it, like an int guarded by a ``Lock``.
+    The C accelerator's ``_AtomicIntCore`` implements the same methods with the
+    same behaviour and messages; :class:`AtomicInt` derives from whichever is active.
     """
 
-    __slots__ = ("__weakref__", "_lock", "_value")
+    __slots__ = ("_lock", "_value")
 
     def __init__(self, value: int = 0) -> None:
         if _type(value) is not _int:
@@ -186,73 +150,138 @@ class AtomicInt:
 
     # -- in-place operators: atomic updates of this object ----------------------
 
-    def __iadd__(self, other: object) -> AtomicInt:
+    def __iadd__(self: _S, other: object) -> _S:
         n = _operand(other)
         with self._lock:
             self._value = self._value + n
         return self
 
-    def __isub__(self, other: object) -> AtomicInt:
+    def __isub__(self: _S, other: object) -> _S:
         n = _operand(other)
         with self._lock:
             self._value = self._value - n
         return self
 
-    def __imul__(self, other: object) -> AtomicInt:
+    def __imul__(self: _S, other: object) -> _S:
         n = _operand(other)
         with self._lock:
             self._value = self._value * n
         return self
 
-    def __ifloordiv__(self, other: object) -> AtomicInt:
+    def __ifloordiv__(self: _S, other: object) -> _S:
         n = _operand(other)
         with self._lock:
             self._value = self._value // n
         return self
 
-    def __imod__(self, other: object) -> AtomicInt:
+    def __imod__(self: _S, other: object) -> _S:
         n = _operand(other)
         with self._lock:
             self._value = self._value % n
         return self
 
-    def __ior__(self, other: object) -> AtomicInt:
+    def __ior__(self: _S, other: object) -> _S:
         n = _operand(other)
         with self._lock:
             self._value = self._value | n
         return self
 
-    def __iand__(self, other: object) -> AtomicInt:
+    def __iand__(self: _S, other: object) -> _S:
         n = _operand(other)
         with self._lock:
             self._value = self._value & n
         return self
 
-    def __ixor__(self, other: object) -> AtomicInt:
+    def __ixor__(self: _S, other: object) -> _S:
         n = _operand(other)
         with self._lock:
             self._value = self._value ^ n
         return self
 
-    def __ilshift__(self, other: object) -> AtomicInt:
+    def __ilshift__(self: _S, other: object) -> _S:
         n = _operand(other)
         with self._lock:
             self._value = self._value << n
         return self
 
-    def __irshift__(self, other: object) -> AtomicInt:
+    def __irshift__(self: _S, other: object) -> _S:
         n = _operand(other)
         with self._lock:
             self._value = self._value >> n
         return self
 
-    def __ipow__(self, other: object) -> AtomicInt:
+    def __ipow__(self: _S, other: object) -> _S:
         n = _operand(other)
         if n < 0:
             raise ValueError("AtomicInt **= needs a non-negative exponent (the result is an int)")
         with self._lock:
             self._value = self._value**n
         return self
+
+
+_PyAtomicIntCore = _AtomicIntCore
+if TYPE_CHECKING:
+    _IntBase = _PyAtomicIntCore
+else:
+    _IntBase = native_attr("_AtomicIntCore") or _PyAtomicIntCore
+
+
+class AtomicInt(_IntBase):
+    """An int that threads update atomically, like Java's ``AtomicLong``.
+
+    Values are Python ints (unbounded: no overflow). Every value and delta must
+    be an ``int``; ``bool`` is rejected with ``TypeError`` (``AtomicInt(True)``
+    is almost always a bug), as are floats, ``Decimal`` and strings. Instances
+    of ``int`` subclasses (``IntEnum`` members...) are accepted and stored as
+    plain ``int``. A rejected call changes nothing.
+
+    It behaves like an ``int`` where that is safe: ``int(a)``, ``operator.index(a)``
+    (so ``range(a)``, ``lst[a]``), ``bool(a)``, ``format(a, "05d")``, ``==``
+    and ordering against ints and other ``AtomicInt`` (compared by value),
+    binary arithmetic (``a + 1`` returns a plain ``int`` computed from one read
+    of the value). It is mutable, so it is unhashable (``__hash__`` is
+    ``None``). In-place operators ``+= -= *= //= %= **= |= &= ^= <<= >>=``
+    are atomic updates of this object (they return it, so the name stays bound
+    to the atomic); their right operand must be an int or an ``AtomicInt``
+    (``**=`` a non-negative one); ``/=`` raises ``TypeError`` (the result
+    would not be an int).
+    ``copy.copy``, ``copy.deepcopy`` and pickling give a new, independent
+    ``AtomicInt`` with the current value. Subclasses may add attributes.
+
+    **Thread safety.** All methods may be called from any number of threads
+    at once. Every operation is linearizable: it takes effect at a single
+    instant between its call and its return.
+
+    **Atomic operations.** ``get``, ``set``, ``increment``, ``decrement``,
+    ``add_and_get``, ``get_and_add``, ``get_and_set``, ``compare_and_set`` and
+    the in-place operators are each atomic. ``compare_and_set(expected,
+    new)`` compares by value (``==``). ``update(fn)`` is atomic too, but
+    optimistic: it reads the value ``v``, calls ``fn(v)`` *without holding any
+    lock*, and installs the result only if the value is still ``v``;
+    otherwise it retries, so **fn may be called more than once** under
+    contention and must be free of side effects (as in Java's
+    ``updateAndGet``). ``fn`` is never called while a lock is held.
+    Comparisons, arithmetic and conversions read the value once. An
+    exception raised by a signal handler inside any call (``KeyboardInterrupt``)
+    leaves the update either fully applied or not applied, and the lock free.
+
+    **Iteration.** Not iterable. ``int(a)`` is ``a.get()``.
+
+    **Blocking and timeouts.** No call blocks for longer than another
+    thread's few-bytecode critical section; there is nothing to time out.
+    ``update`` may loop while other threads keep changing the value.
+
+    **Complexity.** Every operation is O(1) (plus the cost of ``fn`` per
+    attempt for ``update``). With the C accelerator, an update of a value
+    that fits in 64 bits is one compare-and-swap of a machine word; values
+    beyond that range are kept as exact Python ints, with the same results.
+    The pure-Python implementation acquires an uncontended lock once per call;
+    under contention threads serialise on it, like an int guarded by a ``Lock``.
+    """
+
+    __slots__ = ("__weakref__",)
+
+    # -- in-place operators (``+= -= ...``) are atomic updates of the core
 
     def __itruediv__(self, other: object) -> AtomicInt:
         # Without this, ``a /= 2`` would rebind ``a`` to a plain float.
@@ -445,34 +474,10 @@ def _reduce(obj: Any, value: object) -> tuple[Any, ...]:
     return (type(obj), (value,))
 
 
-class AtomicBool:
-    """A bool that threads update atomically, like Java's ``AtomicBoolean``.
+class _AtomicBoolCore:
+    """The pure-Python core of :class:`AtomicBool`: its hot methods, the reference semantics."""
 
-    Values must be ``bool`` (``True``/``False``): ints, ``None`` and other
-    objects raise ``TypeError`` and change nothing (``AtomicBool(1)`` is
-    almost always a confusion with :class:`AtomicInt`). ``bool(b)`` is
-    ``b.get()``; ``==`` compares by value with bools and other
-    ``AtomicBool``; it is mutable, so unhashable. ``copy``, ``deepcopy`` and
-    pickling give a new, independent ``AtomicBool``.
-
-    **Thread safety.** All methods may be called from any number of threads
-    at once. Every operation is linearizable.
-
-    **Atomic operations.** ``get``, ``set``, ``get_and_set``,
-    ``compare_and_set`` and ``toggle`` are each atomic. The classic use is a
-    one-shot flag: ``if flag.compare_and_set(False, True):`` is true in
-    exactly one of the threads racing on it (so is ``not flag.get_and_set(True)``).
-
-    **Iteration.** Not iterable.
-
-    **Blocking and timeouts.** No call blocks for longer than another
-    thread's few-bytecode critical section; there is nothing to time out.
-
-    **Complexity.** Every operation is O(1); each update acquires an
-    uncontended lock once.
-    """
-
-    __slots__ = ("__weakref__", "_lock", "_value")
+    __slots__ = ("_lock", "_value")
 
     def __init__(self, value: bool = False) -> None:
         self._value = _check_bool(value)
@@ -511,6 +516,44 @@ class AtomicBool:
         with self._lock:
             self._value = v = not self._value
         return v
+
+
+_PyAtomicBoolCore = _AtomicBoolCore
+if TYPE_CHECKING:
+    _BoolBase = _PyAtomicBoolCore
+else:
+    _BoolBase = native_attr("_AtomicBoolCore") or _PyAtomicBoolCore
+
+
+class AtomicBool(_BoolBase):
+    """A bool that threads update atomically, like Java's ``AtomicBoolean``.
+
+    Values must be ``bool`` (``True``/``False``): ints, ``None`` and other
+    objects raise ``TypeError`` and change nothing (``AtomicBool(1)`` is
+    almost always a confusion with :class:`AtomicInt`). ``bool(b)`` is
+    ``b.get()``; ``==`` compares by value with bools and other
+    ``AtomicBool``; it is mutable, so unhashable. ``copy``, ``deepcopy`` and
+    pickling give a new, independent ``AtomicBool``.
+
+    **Thread safety.** All methods may be called from any number of threads
+    at once. Every operation is linearizable.
+
+    **Atomic operations.** ``get``, ``set``, ``get_and_set``,
+    ``compare_and_set`` and ``toggle`` are each atomic. The classic use is a
+    one-shot flag: ``if flag.compare_and_set(False, True):`` is true in
+    exactly one of the threads racing on it (so is ``not flag.get_and_set(True)``).
+
+    **Iteration.** Not iterable.
+
+    **Blocking and timeouts.** No call blocks for longer than another
+    thread's few-bytecode critical section; there is nothing to time out.
+
+    **Complexity.** Every operation is O(1); each update is one
+    compare-and-swap (C accelerator) or acquires an uncontended lock once
+    (pure Python).
+    """
+
+    __slots__ = ("__weakref__",)
 
     def __bool__(self) -> bool:
         return self._value
@@ -558,39 +601,10 @@ def _same_float(a: float, b: float) -> bool:
     return math.isnan(a) and math.isnan(b)
 
 
-class AtomicFloat:
-    """A float that threads update atomically (``add`` never loses an update).
+class _AtomicFloatCore:
+    """The pure-Python core of :class:`AtomicFloat`: its hot methods, the reference semantics."""
 
-    Values are Python floats; ``int`` values and deltas (not ``bool``) are
-    converted with ``float()``, anything else raises ``TypeError`` and changes
-    nothing. ``float(x)`` is ``x.get()``. ``copy``, ``deepcopy`` and pickling
-    give a new, independent ``AtomicFloat``. ``==`` is identity (it is a
-    mutable container, like :class:`AtomicRef`); compare ``x.get()``.
-
-    **Thread safety.** All methods may be called from any number of threads
-    at once. Every operation is linearizable.
-
-    **Atomic operations.** ``get``, ``set``, ``add``, ``get_and_add``,
-    ``get_and_set`` and ``compare_and_set`` are each atomic. ``add`` is the
-    reason to use this class: ``x += d`` on a shared float loses updates when
-    two threads interleave; ``x.add(d)`` never does (floating-point addition
-    is not associative, so the total can differ in the last bits depending
-    on the order in which threads added). ``compare_and_set(expected, new)``
-    compares bit for bit, as Java's ``AtomicDouble`` does: ``-0.0`` does not
-    match ``0.0`` and ``nan`` matches ``nan``. ``update(fn)`` is optimistic
-    like :meth:`AtomicInt.update`: ``fn`` runs without the lock and may be
-    called more than once.
-
-    **Iteration.** Not iterable.
-
-    **Blocking and timeouts.** No call blocks for longer than another
-    thread's few-bytecode critical section; there is nothing to time out.
-
-    **Complexity.** Every operation is O(1) (plus ``fn`` per attempt for
-    ``update``); each update acquires an uncontended lock once.
-    """
-
-    __slots__ = ("__weakref__", "_lock", "_value")
+    __slots__ = ("_lock", "_value")
 
     def __init__(self, value: float = 0.0) -> None:
         self._value: float = _check_float(value)
@@ -657,6 +671,49 @@ class AtomicFloat:
                     self._value = new
                     return new
 
+
+_PyAtomicFloatCore = _AtomicFloatCore
+if TYPE_CHECKING:
+    _FloatBase = _PyAtomicFloatCore
+else:
+    _FloatBase = native_attr("_AtomicFloatCore") or _PyAtomicFloatCore
+
+
+class AtomicFloat(_FloatBase):
+    """A float that threads update atomically (``add`` never loses an update).
+
+    Values are Python floats; ``int`` values and deltas (not ``bool``) are
+    converted with ``float()``, anything else raises ``TypeError`` and changes
+    nothing. ``float(x)`` is ``x.get()``. ``copy``, ``deepcopy`` and pickling
+    give a new, independent ``AtomicFloat``. ``==`` is identity (it is a
+    mutable container, like :class:`AtomicRef`); compare ``x.get()``.
+
+    **Thread safety.** All methods may be called from any number of threads
+    at once. Every operation is linearizable.
+
+    **Atomic operations.** ``get``, ``set``, ``add``, ``get_and_add``,
+    ``get_and_set`` and ``compare_and_set`` are each atomic. ``add`` is the
+    reason to use this class: ``x += d`` on a shared float loses updates when
+    two threads interleave; ``x.add(d)`` never does (floating-point addition
+    is not associative, so the total can differ in the last bits depending
+    on the order in which threads added). ``compare_and_set(expected, new)``
+    compares bit for bit, as Java's ``AtomicDouble`` does: ``-0.0`` does not
+    match ``0.0`` and ``nan`` matches ``nan``. ``update(fn)`` is optimistic
+    like :meth:`AtomicInt.update`: ``fn`` runs without the lock and may be
+    called more than once.
+
+    **Iteration.** Not iterable.
+
+    **Blocking and timeouts.** No call blocks for longer than another
+    thread's few-bytecode critical section; there is nothing to time out.
+
+    **Complexity.** Every operation is O(1) (plus ``fn`` per attempt for
+    ``update``); each update is one compare-and-swap of the value's 64 bits
+    (C accelerator) or acquires an uncontended lock once (pure Python).
+    """
+
+    __slots__ = ("__weakref__",)
+
     def __float__(self) -> float:
         return self._value
 
@@ -670,7 +727,63 @@ class AtomicFloat:
         return _reduce(self, self._value)
 
 
-class AtomicRef(Generic[T]):
+class _AtomicRefCore:
+    """The pure-Python core of :class:`AtomicRef`: its hot methods, the reference semantics."""
+
+    __slots__ = ("_lock", "_value")
+
+    def __init__(self, value: Any = None) -> None:
+        self._value: Any = value
+        self._lock = threading.Lock()
+
+    def get(self) -> Any:
+        """The current value."""
+        return self._value
+
+    def set(self, value: Any) -> None:
+        """Replace the value."""
+        with self._lock:
+            self._value = value
+
+    def get_and_set(self, value: Any) -> Any:
+        """Replace the value and return the previous one."""
+        with self._lock:
+            old = self._value
+            self._value = value
+        return old
+
+    def compare_and_set(self, expected: Any, new: Any) -> bool:
+        """Set the value to ``new`` if it *is* ``expected``; return whether it did."""
+        with self._lock:
+            if self._value is not expected:
+                return False
+            self._value = new
+        return True
+
+    def update(self, fn: Callable[[Any], Any]) -> Any:
+        """Atomically replace the value ``v`` by ``fn(v)``; return the new value.
+
+        ``fn`` runs outside the lock and is retried if another thread replaced
+        the value meanwhile: it may be called more than once and must have no
+        side effects. If ``fn`` raises, the value is unchanged.
+        """
+        while True:
+            cur = self._value
+            new = fn(cur)
+            with self._lock:
+                if self._value is cur:
+                    self._value = new
+                    return new
+
+
+_PyAtomicRefCore = _AtomicRefCore
+if TYPE_CHECKING:
+    _RefBase = _PyAtomicRefCore
+else:
+    _RefBase = native_attr("_AtomicRefCore") or _PyAtomicRefCore
+
+
+class AtomicRef(_RefBase, Generic[T]):
     """A reference that threads replace atomically, like Java's ``AtomicReference``.
 
     ``compare_and_set`` compares by identity (``is``), as in Java and
@@ -702,50 +815,18 @@ class AtomicRef(Generic[T]):
     ``update``).
     """
 
-    __slots__ = ("__weakref__", "_lock", "_value")
+    __slots__ = ("__weakref__",)
 
-    def __init__(self, value: T = None) -> None:  # type: ignore[assignment]
-        self._value: T = value
-        self._lock = threading.Lock()
+    if TYPE_CHECKING:  # the cores are untyped (Any); these are the public signatures
 
-    def get(self) -> T:
-        """The current value."""
-        return self._value
+        def __init__(self, value: T = None) -> None:  # type: ignore[assignment]
+            ...
 
-    def set(self, value: T) -> None:
-        """Replace the value."""
-        with self._lock:
-            self._value = value
-
-    def get_and_set(self, value: T) -> T:
-        """Replace the value and return the previous one."""
-        with self._lock:
-            old = self._value
-            self._value = value
-        return old
-
-    def compare_and_set(self, expected: T, new: T) -> bool:
-        """Set the value to ``new`` if it *is* ``expected``; return whether it did."""
-        with self._lock:
-            if self._value is not expected:
-                return False
-            self._value = new
-        return True
-
-    def update(self, fn: Callable[[T], T]) -> T:
-        """Atomically replace the value ``v`` by ``fn(v)``; return the new value.
-
-        ``fn`` runs outside the lock and is retried if another thread replaced
-        the value meanwhile: it may be called more than once and must have no
-        side effects. If ``fn`` raises, the value is unchanged.
-        """
-        while True:
-            cur = self._value
-            new = fn(cur)
-            with self._lock:
-                if self._value is cur:
-                    self._value = new
-                    return new
+        def get(self) -> T: ...
+        def set(self, value: T) -> None: ...
+        def get_and_set(self, value: T) -> T: ...
+        def compare_and_set(self, expected: T, new: T) -> bool: ...
+        def update(self, fn: Callable[[T], T]) -> T: ...
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._value!r})"

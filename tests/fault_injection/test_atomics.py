@@ -68,6 +68,15 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and bool(a == b)
 
 
+def _probe(obj: Any) -> Callable[[], None]:
+    """The pure core's lock must be free; the native core has no Python-level lock
+    (a C call is never interrupted half-way): another thread's update must finish."""
+    lock = getattr(obj, "_lock", None)
+    if lock is None:
+        return lambda: obj.set(obj.get_and_set(obj.get()))
+    return _lock_probe(lock)
+
+
 def _lock_probe(lock: Any) -> Callable[[], None]:
     def probe() -> None:
         if not lock.acquire(timeout=5):
@@ -111,7 +120,7 @@ def _run(
         attempts=ATTEMPTS,
         max_delay=_typical_duration(target),
         check=check,
-        probe=_lock_probe(obj._lock),
+        probe=_probe(obj),
         background=bg,
         expected=expected,
         seed=hash(name) & 0xFFFF,
