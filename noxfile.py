@@ -1,10 +1,10 @@
 """Project checks.  Plain ``nox`` runs the complete check: lint, typecheck,
-tests of the C accelerator on every GIL interpreter found (3.10-3.14) and on
-the free-threaded build with the GIL really off, tests of the pure-Python
+tests of the C accelerator on the GIL interpreters 3.10, 3.13 and 3.14 (when
+found) and on the free-threaded build with the GIL really off, tests of the pure-Python
 implementation on the free-threaded build, the docs and the packages.
 
-Outside the default run: ``tests_pure`` (the pure-Python implementation on the
-GIL twin), ``native_asan`` and ``native_tsan`` (the C accelerator under
+Outside the default run: ``tests_gil_between`` (3.11 and 3.12),
+``tests_pure`` (the pure-Python implementation on the GIL twin), ``native_asan`` and ``native_tsan`` (the C accelerator under
 sanitizers), ``tests_parallel`` and the benchmarks.
 
 Interpreters: the free-threaded CPython and its GIL twin come from
@@ -250,15 +250,36 @@ def _pytest_lanes(
         session.error(f"tests failed on {', '.join(failed)}")
 
 
+# The GIL interpreters of the default run: the oldest supported minor, the GIL
+# twin of the free-threaded build (3.13) and the newest (3.14, when present).
+# The minors in between run in ``tests_gil_between`` (not in the default run:
+# with the pure-Python session the default run must stay under 30 minutes on
+# two cores, interpreter provisioning included).
+GIL_MINORS_DEFAULT = ("3.10", "3.13", "3.14")
+
+
 @nox.session(python=False)
 def tests(session: nox.Session) -> None:
-    """The test suite on each GIL interpreter found among 3.10-3.14, C accelerator
-    required.  ``CONCTOOLS_TEST_JOBS=2`` runs two at a time (each log printed
-    whole when its run ends)."""
+    """The test suite on the GIL interpreters 3.10, 3.13 and 3.14 (those found),
+    C accelerator required.  ``CONCTOOLS_TEST_JOBS=2`` runs two at a time (each
+    log printed whole when its run ends)."""
+    _gil_tests(session, GIL_MINORS_DEFAULT)
+
+
+@nox.session(python=False)
+def tests_gil_between(session: nox.Session) -> None:
+    """The test suite on the GIL interpreters 3.11 and 3.12 (those found), C
+    accelerator required."""
+    _gil_tests(session, tuple(m for m in GIL_MINORS if m not in GIL_MINORS_DEFAULT))
+
+
+def _gil_tests(session: nox.Session, minors: tuple[str, ...]) -> None:
     runs = []
     for exe in _gil_interpreters(session):
         info = _probe(exe)
         assert info is not None
+        if ".".join(str(info["v"]).split(".")[:2]) not in minors:
+            continue
         session.log(f"=== tests on {exe} (Python {info['v']}, GIL build, native)")
         # The venvs are made one after the other: their in-place builds share the tree.
         py = _venv(session, exe, f"tests-{info['v']}", TEST_REQS)
@@ -625,8 +646,19 @@ def docs(session: nox.Session) -> None:
     README, changelog, docstrings, command-line output) uses words from our own
     process."""
     session.install("-e", ".[docs]")
+    # The pages render the pure-Python reference (typed signatures; the semantics and
+    # docstrings are the same in both implementations); the doctests run natively.
     session.run(
-        "sphinx-build", "-E", "-W", "--keep-going", "-q", "-b", "html", "docs", "docs/_build/html"
+        "sphinx-build",
+        "-E",
+        "-W",
+        "--keep-going",
+        "-q",
+        "-b",
+        "html",
+        "docs",
+        "docs/_build/html",
+        env={"CONCTOOLS_PURE_PYTHON": "1"},
     )
     session.run(
         "sphinx-build",

@@ -39,3 +39,13 @@ nitpicky = False
 doctest_global_setup = "import conctools"
 suppress_warnings = ["config.cache"]
 html_css_files = ["conctools.css"]
+
+
+def _public_bases(app: object, name: str, obj: object, options: object, bases: list[type]) -> None:
+    """Leave private implementation bases (the pure-Python or native cores) out of
+    the rendered class headers: they are not part of the API."""
+    bases[:] = [b for b in bases if not b.__name__.startswith("_")]
+
+
+def setup(app: object) -> None:
+    app.connect("autodoc-process-bases", _public_bases)  # type: ignore[attr-defined]
