@@ -3,9 +3,9 @@ tests of the C accelerator on the GIL interpreters 3.10, 3.13 and 3.14 (when
 found) and on the free-threaded build with the GIL really off, tests of the pure-Python
 implementation on the free-threaded build, the docs and the packages.
 
-Outside the default run: ``tests_gil_between`` (3.11 and 3.12),
-``tests_pure`` (the pure-Python implementation on the GIL twin), ``native_asan`` and ``native_tsan`` (the C accelerator under
-sanitizers), ``tests_parallel`` and the benchmarks.
+Outside the default run: ``tests_gil_between`` (3.11 and 3.12), ``tests_pure``
+(the pure-Python implementation on the GIL twin), ``native_asan`` and
+``native_tsan`` (the C accelerator under sanitizers), ``tests_parallel`` and the benchmarks.
 
 Interpreters: the free-threaded CPython and its GIL twin come from
 ``tools/provision_python.py`` (found on PATH or in its cache, else built from
