@@ -929,12 +929,44 @@ core_dealloc(PyObject *op)
     Py_DECREF(tp);
 }
 
+/* Docstrings: the same text as the pure-Python methods (tests compare them). */
+PyDoc_STRVAR(doc_get,
+    "get($self, key, default=None)\n--\n\n"
+    "``d[key]`` if present, else ``default`` (lock-free).");
+PyDoc_STRVAR(doc_pop,
+    ""
+    "Remove ``key`` and return its value; ``default`` (or ``KeyError``) if absent.");
+PyDoc_STRVAR(doc_increment,
+    "increment($self, key, delta=1)\n--\n\n"
+    "Add ``delta`` to the value of ``key`` (absent counts as 0); return the new value.\n"
+    "\n"
+    "For ``int``/``float`` values and deltas the addition runs under the\n"
+    "shard lock (no user code runs there); for other types it runs outside\n"
+    "the lock and is retried if the value changed meanwhile (as\n"
+    ":meth:`compute`).\n");
+PyDoc_STRVAR(doc_get_or_set,
+    "get_or_set($self, key, default)\n--\n\n"
+    "Return the value of ``key``; if absent, store ``default`` and return it.\n"
+    "\n"
+    "Atomic: among concurrent callers on an absent key exactly one value is\n"
+    "stored and every caller gets that value.  The key is hashed once; for\n"
+    "keys of types other than the plain builtins the lookup and the store\n"
+    "are one dict operation under the shard lock (the key's ``__eq__``\n"
+    "runs at most once per colliding key, as for ``dict.setdefault``).\n");
+PyDoc_STRVAR(doc_compare_and_set,
+    "compare_and_set($self, key, expected, new)\n--\n\n"
+    "If ``key`` maps to a value ``== expected``, store ``new``; return whether it did.\n"
+    "\n"
+    "``expected=MISSING`` means \"``key`` is absent\" (insert-if-absent);\n"
+    "``new=MISSING`` removes the key.  The ``==`` comparison runs with no\n"
+    "lock held; the store is validated by identity under the shard lock.\n");
+
 static PyMethodDef core_methods[] = {
-    {"get", (PyCFunction)(void (*)(void))core_get, METH_FASTCALL | METH_KEYWORDS, NULL},
-    {"pop", (PyCFunction)(void (*)(void))core_pop, METH_FASTCALL | METH_KEYWORDS, NULL},
-    {"increment", (PyCFunction)(void (*)(void))core_increment, METH_FASTCALL | METH_KEYWORDS, NULL},
-    {"get_or_set", (PyCFunction)(void (*)(void))core_get_or_set, METH_FASTCALL | METH_KEYWORDS, NULL},
-    {"compare_and_set", (PyCFunction)(void (*)(void))core_compare_and_set, METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"get", (PyCFunction)(void (*)(void))core_get, METH_FASTCALL | METH_KEYWORDS, doc_get},
+    {"pop", (PyCFunction)(void (*)(void))core_pop, METH_FASTCALL | METH_KEYWORDS, doc_pop},
+    {"increment", (PyCFunction)(void (*)(void))core_increment, METH_FASTCALL | METH_KEYWORDS, doc_increment},
+    {"get_or_set", (PyCFunction)(void (*)(void))core_get_or_set, METH_FASTCALL | METH_KEYWORDS, doc_get_or_set},
+    {"compare_and_set", (PyCFunction)(void (*)(void))core_compare_and_set, METH_FASTCALL | METH_KEYWORDS, doc_compare_and_set},
     {NULL, NULL, 0, NULL},
 };
 

@@ -589,3 +589,13 @@ def test_float_nan_and_inf_values(make: Callable[..., Any]) -> None:
     assert d.compare_and_set("n", d["n"], 1)  # the same object: identity matches
     assert d.increment("i", math.inf) == math.inf
     assert list(_sorted_items(d)) == [("i", math.inf), ("n", 1)]
+
+
+def test_docstrings_match_the_reference() -> None:
+    import inspect
+
+    for name in ("get", "pop", "increment", "get_or_set", "compare_and_set"):
+        native_doc = getattr(sdmod.ShardedDict, name).__doc__
+        pure_doc = getattr(PURE.ShardedDict, name).__doc__
+        assert inspect.cleandoc(native_doc) == inspect.cleandoc(pure_doc), name
+        assert getattr(sdmod.ShardedDict(), name).__doc__ == native_doc
