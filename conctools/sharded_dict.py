@@ -1,8 +1,19 @@
 """ShardedDict: a concurrent mapping with atomic compound operations.
 
 The map is split into a fixed (prime) number of *shards*; each shard is a
-plain ``dict`` guarded by its own ``threading.Lock``.  A key lives in shard
+plain ``dict`` guarded by its own lock.  A key lives in shard
 ``hash(key) % shards``.
+
+Two implementations of the hot single-key methods (``[]``, ``get``, ``in``,
+stores, ``pop``, ``increment``, ``get_or_set``, ``compare_and_set``):
+:class:`_PyShardedCore` below, the reference, and the C accelerator's
+``conctools._native._ShardedCore`` (used when it is built, unless
+``CONCTOOLS_PURE_PYTHON=1``), which handles keys of exact type ``str``,
+``int``, ``float``, ``bytes`` and ``bool`` and calls the reference methods for
+everything else.  Both lock a shard with the same lock object
+(``threading.Lock``, or the accelerator's ``_ShardLock``, which Python code
+takes with ``with`` and C code directly), so every compound operation on a
+shard excludes every other one whichever implementation runs it.
 
 * Single-key reads (``d[k]``, ``k in d``, ``get``) take no lock: on
   free-threaded CPython each ``dict`` operation is atomic on its own (the
