@@ -1,8 +1,19 @@
 """ShardedDict: a concurrent mapping with atomic compound operations.
 
 The map is split into a fixed (prime) number of *shards*; each shard is a
-plain ``dict`` guarded by its own ``threading.Lock``.  A key lives in shard
+plain ``dict`` guarded by its own lock.  A key lives in shard
 ``hash(key) % shards``.
+
+Two implementations of the hot single-key methods (``[]``, ``get``, ``in``,
+stores, ``pop``, ``increment``, ``get_or_set``, ``compare_and_set``):
+:class:`_PyShardedCore` below, the reference, and the C accelerator's
+``conctools._native._ShardedCore`` (used when it is built, unless
+``CONCTOOLS_PURE_PYTHON=1``), which handles keys of exact type ``str``,
+``int``, ``float``, ``bytes`` and ``bool`` and calls the reference methods for
+everything else.  Both lock a shard with the same lock object
+(``threading.Lock``, or the accelerator's ``_ShardLock``, which Python code
+takes with ``with`` and C code directly), so every compound operation on a
+shard excludes every other one whichever implementation runs it.
 
 * Single-key reads (``d[k]``, ``k in d``, ``get``) take no lock: on
   free-threaded CPython each ``dict`` operation is atomic on its own (the
@@ -40,8 +51,9 @@ from collections.abc import (
     MutableMapping,
     ValuesView,
 )
-from typing import Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
+from ._internal.native import native_attr
 from ._internal.sentinel import MISSING, MissingType
 from ._internal.striping import PLAIN as _PLAIN
 from ._internal.striping import HashedKey as _Key
@@ -215,36 +227,42 @@ def _unregister(loading: dict[int, list[_Reservation]], res: _Reservation) -> No
     res.registered = False
 
 
-class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
-    """Operations shared by :class:`ShardedDict` and its per-thread handles."""
+class _PyShardedCore:
+    """The hot single-key operations of :class:`ShardedDict`, in pure Python.
+
+    The reference implementation: ``conctools._native._ShardedCore`` implements
+    the same methods with the same semantics, exceptions and messages (for
+    keys of exact type ``str``, ``int``, ``float``, ``bytes`` or ``bool``; it
+    calls these methods for every other key).  Both take the same shard locks
+    (``_ShardLock`` objects when the accelerator is active), so a compound
+    operation run by either excludes every other one on that shard.
+    """
 
     __slots__ = ("_loading", "_locks", "_n", "_shards")
 
-    _shards: tuple[dict[Any, V], ...]
-    _locks: tuple[threading.Lock, ...]
+    _shards: tuple[dict[Any, Any], ...]
+    _locks: tuple[Any, ...]
     _loading: tuple[dict[int, list[_Reservation]], ...]
     _n: int
+
+    if TYPE_CHECKING:
+
+        def _increment_slow(self, i: int, kk: Any, delta: Any) -> Any: ...
+        def _update(self, i: int, kk: Any, fn: Callable[[Any], Any]) -> Any: ...
 
     # ------------------------------------------------------------------ reads
     # Lock-free: one dict operation each.
 
-    def __getitem__(self, key: K) -> V:
+    def __getitem__(self, key: Any) -> Any:
         try:
             return self._shards[hash(key) % self._n][key]
         except KeyError:
             missing = getattr(type(self), "__missing__", None)
             if missing is None:
                 raise
-        return missing(self, key)  # type: ignore[no-any-return]
+        return missing(self, key)
 
-    @overload
-    def get(self, key: K, default: None = None, /) -> V | None: ...
-    @overload
-    def get(self, key: K, default: V, /) -> V: ...
-    @overload
-    def get(self, key: K, default: T, /) -> V | T: ...
-
-    def get(self, key: K, default: Any = None) -> Any:
+    def get(self, key: Any, default: Any = None) -> Any:
         """``d[key]`` if present, else ``default`` (lock-free)."""
         try:
             return self._shards[hash(key) % self._n][key]
@@ -253,6 +271,179 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
 
     def __contains__(self, key: object) -> bool:
         return key in self._shards[hash(key) % self._n]
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        h = hash(key)
+        i = h % self._n
+        tk = type(key)
+        kk = key if (tk is int or tk is str) else _wrap(key, h)
+        with self._locks[i]:
+            self._shards[i][kk] = value
+
+    def __delitem__(self, key: Any) -> None:
+        h = hash(key)
+        i = h % self._n
+        tk = type(key)
+        kk = key if (tk is int or tk is str) else _wrap(key, h)
+        try:
+            with self._locks[i]:
+                # pop() keeps the value alive until the lock is released, so
+                # that its ``__del__`` (if the last reference) runs outside it.
+                value = self._shards[i].pop(kk)
+        except KeyError:
+            raise KeyError(key) from None
+        del value
+
+    def pop(self, key: Any, default: Any = _NOT_GIVEN, /) -> Any:
+        """Remove ``key`` and return its value; ``default`` (or ``KeyError``) if absent."""
+        h = hash(key)
+        i = h % self._n
+        tk = type(key)
+        kk = key if (tk is int or tk is str) else _wrap(key, h)
+        shard = self._shards[i]
+        with self._locks[i]:
+            # ``in`` first: a miss raising and catching KeyError costs more
+            # than the extra lookup of a hit.
+            if kk in shard:
+                value = shard[kk]
+                del shard[kk]
+                return value
+        if default is _NOT_GIVEN:
+            raise KeyError(key)
+        return default
+
+    def get_or_set(self, key: Any, default: Any) -> Any:
+        """Return the value of ``key``; if absent, store ``default`` and return it.
+
+        Atomic: among concurrent callers on an absent key exactly one value is
+        stored and every caller gets that value.  The key is hashed once; for
+        keys of types other than the plain builtins the lookup and the store
+        are one dict operation under the shard lock (the key's ``__eq__``
+        runs at most once per colliding key, as for ``dict.setdefault``).
+        """
+        h = hash(key)
+        i = h % self._n
+        shard = self._shards[i]
+        tk = type(key)
+        if tk is int or tk is str or tk in _PLAIN:
+            # No user code in this key's hash or ==: probe lock-free first.
+            try:
+                return shard[key]
+            except KeyError:
+                pass
+            with self._locks[i]:
+                try:
+                    return shard[key]
+                except KeyError:
+                    shard[key] = default
+                    return default
+        kk = _wrap(key, h)
+        with self._locks[i]:
+            return shard.setdefault(kk, default)
+
+    def increment(self, key: Any, delta: Any = 1) -> Any:
+        """Add ``delta`` to the value of ``key`` (absent counts as 0); return the new value.
+
+        For ``int``/``float`` values and deltas the addition runs under the
+        shard lock (no user code runs there); for other types it runs outside
+        the lock and is retried if the value changed meanwhile (as
+        :meth:`compute`).
+        """
+        h = hash(key)
+        i = h % self._n
+        tk = type(key)
+        td = type(delta)
+        if (tk is int or tk is str) and (td is int or td is float):
+            shard = self._shards[i]
+            with self._locks[i]:
+                try:
+                    cur = shard[key]
+                except KeyError:
+                    shard[key] = delta
+                    return delta
+                tc = type(cur)
+                if tc is int or tc is float:
+                    shard[key] = new = cur + delta
+                    return new
+        return self._increment_slow(i, _wrap(key, h), delta)
+
+    def compare_and_set(self, key: Any, expected: Any, new: Any) -> bool:
+        """If ``key`` maps to a value ``== expected``, store ``new``; return whether it did.
+
+        ``expected=MISSING`` means "``key`` is absent" (insert-if-absent);
+        ``new=MISSING`` removes the key.  The ``==`` comparison runs with no
+        lock held; the store is validated by identity under the shard lock.
+        """
+        h = hash(key)
+
+        def step(cur: Any) -> Any:
+            if expected is MISSING or cur is MISSING:
+                match = cur is expected
+            else:
+                match = cur is expected or bool(cur == expected)
+            return new if match else _UNCHANGED
+
+        return self._update(h % self._n, _wrap(key, h), step) is not _UNCHANGED
+
+
+if TYPE_CHECKING:
+    _Core = _PyShardedCore
+    _Lock = threading.Lock
+else:
+    # The C accelerator when it is active (CONCTOOLS_PURE_PYTHON=1 forces the
+    # pure-Python core), see conctools/_internal/native.py.  Both sides lock a
+    # shard with the same lock object: a native ``_ShardLock`` (``with`` from
+    # Python, a PyMutex from C) when the native core runs.
+    _Core = native_attr("_ShardedCore") or _PyShardedCore
+    _Lock = native_attr("_ShardLock") if _Core is not _PyShardedCore else threading.Lock
+    if _Core is not _PyShardedCore:
+        native_attr("_sharded_setup")(MISSING, _PyShardedCore)
+
+#: Whether the native core runs (the per-thread closures of handles only pay
+#: for the pure-Python core).
+_NATIVE = _Core is not _PyShardedCore
+
+
+class _ShardedBase(_Core, MutableMapping[K, V], Generic[K, V]):
+    """Operations shared by :class:`ShardedDict` and its per-thread handles."""
+
+    __slots__ = ()
+
+    if TYPE_CHECKING:
+        # The hot methods live in the core (_PyShardedCore or the native one).
+        _shards: tuple[dict[Any, V], ...]
+
+        def __getitem__(self, key: K) -> V: ...
+
+        @overload
+        def get(self, key: K, default: None = None, /) -> V | None: ...
+        @overload
+        def get(self, key: K, default: V, /) -> V: ...
+        @overload
+        def get(self, key: K, default: T, /) -> V | T: ...
+        def get(self, key: K, default: Any = None) -> Any: ...
+
+        def __contains__(self, key: object) -> bool: ...
+
+        def __setitem__(self, key: K, value: V) -> None: ...
+
+        def __delitem__(self, key: K) -> None: ...
+
+        @overload  # type: ignore[override]
+        def pop(self, key: K, /) -> V: ...
+        @overload
+        def pop(self, key: K, default: V, /) -> V: ...
+        @overload
+        def pop(self, key: K, default: T, /) -> V | T: ...
+        def pop(self, key: K, default: Any = _NOT_GIVEN, /) -> Any: ...
+
+        def get_or_set(self, key: K, default: V) -> V: ...
+
+        def increment(self, key: K, delta: Any = 1) -> V: ...
+
+        def compare_and_set(
+            self, key: K, expected: V | MissingType, new: V | MissingType
+        ) -> bool: ...
 
     def __len__(self) -> int:
         n = 0
@@ -270,53 +461,6 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
     # bare ``lock.acquire()`` call returns, before a ``try:`` is entered, and
     # would leave the lock held for good.  ``with`` enters its protected block
     # in the instruction that acquires the lock.
-
-    def __setitem__(self, key: K, value: V) -> None:
-        h = hash(key)
-        i = h % self._n
-        tk = type(key)
-        kk = key if (tk is int or tk is str) else _wrap(key, h)
-        with self._locks[i]:
-            self._shards[i][kk] = value
-
-    def __delitem__(self, key: K) -> None:
-        h = hash(key)
-        i = h % self._n
-        tk = type(key)
-        kk = key if (tk is int or tk is str) else _wrap(key, h)
-        try:
-            with self._locks[i]:
-                # pop() keeps the value alive until the lock is released, so
-                # that its ``__del__`` (if the last reference) runs outside it.
-                value = self._shards[i].pop(kk)
-        except KeyError:
-            raise KeyError(key) from None
-        del value
-
-    @overload
-    def pop(self, key: K, /) -> V: ...
-    @overload
-    def pop(self, key: K, default: V, /) -> V: ...
-    @overload
-    def pop(self, key: K, default: T, /) -> V | T: ...
-
-    def pop(self, key: K, default: Any = _NOT_GIVEN, /) -> Any:
-        """Remove ``key`` and return its value; ``default`` (or ``KeyError``) if absent."""
-        h = hash(key)
-        i = h % self._n
-        tk = type(key)
-        kk = key if (tk is int or tk is str) else _wrap(key, h)
-        shard = self._shards[i]
-        with self._locks[i]:
-            # ``in`` first: a miss raising and catching KeyError costs more
-            # than the extra lookup of a hit.
-            if kk in shard:
-                value = shard[kk]
-                del shard[kk]
-                return value
-        if default is _NOT_GIVEN:
-            raise KeyError(key)
-        return default
 
     def popitem(self) -> tuple[K, V]:
         """Remove and return some ``(key, value)`` pair; ``KeyError`` if empty.
@@ -384,61 +528,6 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
     def setdefault(self, key: K, default: Any = None, /) -> Any:
         """``dict.setdefault`` semantics, atomic: same as :meth:`get_or_set`."""
         return self.get_or_set(key, default)
-
-    def get_or_set(self, key: K, default: V) -> V:
-        """Return the value of ``key``; if absent, store ``default`` and return it.
-
-        Atomic: among concurrent callers on an absent key exactly one value is
-        stored and every caller gets that value.  The key is hashed once; for
-        keys of types other than the plain builtins the lookup and the store
-        are one dict operation under the shard lock (the key's ``__eq__``
-        runs at most once per colliding key, as for ``dict.setdefault``).
-        """
-        h = hash(key)
-        i = h % self._n
-        shard = self._shards[i]
-        tk = type(key)
-        if tk is int or tk is str or tk in _PLAIN:
-            # No user code in this key's hash or ==: probe lock-free first.
-            try:
-                return shard[key]
-            except KeyError:
-                pass
-            with self._locks[i]:
-                try:
-                    return shard[key]
-                except KeyError:
-                    shard[key] = default
-                    return default
-        kk = _wrap(key, h)
-        with self._locks[i]:
-            return shard.setdefault(kk, default)
-
-    def increment(self, key: K, delta: Any = 1) -> V:
-        """Add ``delta`` to the value of ``key`` (absent counts as 0); return the new value.
-
-        For ``int``/``float`` values and deltas the addition runs under the
-        shard lock (no user code runs there); for other types it runs outside
-        the lock and is retried if the value changed meanwhile (as
-        :meth:`compute`).
-        """
-        h = hash(key)
-        i = h % self._n
-        tk = type(key)
-        td = type(delta)
-        if (tk is int or tk is str) and (td is int or td is float):
-            shard = self._shards[i]
-            with self._locks[i]:
-                try:
-                    cur = shard[key]
-                except KeyError:
-                    shard[key] = delta
-                    return delta  # type: ignore[no-any-return]
-                tc = type(cur)
-                if tc is int or tc is float:
-                    shard[key] = new = cur + delta
-                    return new  # type: ignore[no-any-return]
-        return self._increment_slow(i, _wrap(key, h), delta)  # type: ignore[no-any-return]
 
     def _increment_slow(self, i: int, kk: Any, delta: Any) -> Any:
         td = type(delta)
@@ -515,24 +604,6 @@ class _ShardedBase(MutableMapping[K, V], Generic[K, V]):
                     else:
                         shard[kk] = new
                     return new
-
-    def compare_and_set(self, key: K, expected: V | MissingType, new: V | MissingType) -> bool:
-        """If ``key`` maps to a value ``== expected``, store ``new``; return whether it did.
-
-        ``expected=MISSING`` means "``key`` is absent" (insert-if-absent);
-        ``new=MISSING`` removes the key.  The ``==`` comparison runs with no
-        lock held; the store is validated by identity under the shard lock.
-        """
-        h = hash(key)
-
-        def step(cur: Any) -> Any:
-            if expected is MISSING or cur is MISSING:
-                match = cur is expected
-            else:
-                match = cur is expected or bool(cur == expected)
-            return new if match else _UNCHANGED
-
-        return self._update(h % self._n, _wrap(key, h), step) is not _UNCHANGED
 
     def compute_if_absent(
         self, key: K, factory: Callable[[K], V], *, timeout: float | None = None
@@ -792,7 +863,7 @@ class ShardedDict(_ShardedBase[K, V]):
 
     def _init_storage(self, n: int) -> None:
         self._shards = tuple({} for _ in range(n))
-        self._locks = tuple(threading.Lock() for _ in range(n))
+        self._locks = tuple(_Lock() for _ in range(n))
         self._loading = tuple({} for _ in range(n))
         self._n = n
 
@@ -873,9 +944,10 @@ class ShardedDictHandle(_ShardedBase[K, V]):
     :class:`ShardedDict`.
     """
 
-    # ``get``, ``increment`` and ``get_or_set`` are per-handle closures (see
-    # _bind_hot_paths); the slots shadow the inherited methods.
-    __slots__ = ("_map", "get", "get_or_set", "increment")
+    # With the pure-Python core, ``get``, ``increment`` and ``get_or_set`` are
+    # per-handle closures (see _bind_hot_paths); the slots shadow the
+    # inherited methods.  The native core's methods are faster than closures.
+    __slots__ = ("_map",) if _NATIVE else ("_map", "get", "get_or_set", "increment")
 
     def __init__(self, owner: ShardedDict[K, V]) -> None:
         # New tuples (``(*t,)``), created and so owned by the calling thread:
@@ -887,7 +959,8 @@ class ShardedDictHandle(_ShardedBase[K, V]):
         # immortal; ``+ 0`` allocates a new one).
         self._n = owner._n + 0
         self._map = owner
-        _bind_hot_paths(self)
+        if not _NATIVE:
+            _bind_hot_paths(self)
 
     @property
     def map(self) -> ShardedDict[K, V]:
@@ -938,7 +1011,7 @@ def _bind_hot_paths(h: ShardedDictHandle[Any, Any]) -> None:
     _str = str
     _float = float
     _KeyError = KeyError
-    base_get_or_set = _ShardedBase.get_or_set
+    base_get_or_set = _PyShardedCore.get_or_set
     base_increment_slow = _ShardedBase._increment_slow
 
     def get(key: Any, default: Any = None) -> Any:
@@ -975,9 +1048,9 @@ def _bind_hot_paths(h: ShardedDictHandle[Any, Any]) -> None:
                 pass
         return base_get_or_set(h, key, default)
 
-    get.__doc__ = _ShardedBase.get.__doc__
-    increment.__doc__ = _ShardedBase.increment.__doc__
-    get_or_set.__doc__ = _ShardedBase.get_or_set.__doc__
+    get.__doc__ = _PyShardedCore.get.__doc__
+    increment.__doc__ = _PyShardedCore.increment.__doc__
+    get_or_set.__doc__ = _PyShardedCore.get_or_set.__doc__
     h.get = get  # type: ignore[method-assign]
     h.increment = increment  # type: ignore[method-assign]
     h.get_or_set = get_or_set  # type: ignore[method-assign]
