@@ -1089,8 +1089,11 @@ class ConcurrentCache(Generic[K, V]):
             return True
         if load is not None and load.superseded:
             return False
-        if load is None and stripe.loading:  # a load registered later cannot
-            self._supersede(key, stripe)  # overwrite this live entry: see _load
+        # A put supersedes the key's flight (a load registered earlier cannot
+        # overwrite this live entry: see _load) in the same stripe-locked step
+        # that publishes the entry, so that a caller looking for the key sees
+        # either the flight or the entry, never neither.
+        supersede = load is None and bool(stripe.loading)
         # Order matters if an exception cuts this short: the policy learns of
         # the key first and the map loses victims before it gains the key, so
         # the map never exceeds maxsize and _repair can restore the rest.
@@ -1099,6 +1102,8 @@ class ConcurrentCache(Generic[K, V]):
             # W-TinyLFU refused the new entry itself (heavier than its window,
             # it lost to the main region's victim): evicted on arrival.
             victims.remove(key)
+            if supersede:
+                self._supersede(key, stripe)
             self._evict(victims)
             self._evictions += 1
             if self._listener is not None:
@@ -1106,7 +1111,14 @@ class ConcurrentCache(Generic[K, V]):
             return False
         self._evict(victims)
         new = self._new_node(key, value, dur, weight)
-        if load is None:
+        if supersede:
+            with stripe.lock:
+                found = _find(stripe.loading, key)
+                if found is not None:
+                    del stripe.loading[key]
+                    found.superseded = True
+                self._data[key] = new
+        elif load is None:
             self._data[key] = new
         else:
             # Under the stripe lock: a caller looking for the key sees either
