@@ -312,15 +312,27 @@ def tests_freethreaded(session: nox.Session) -> None:
     _pytest(session, py, env=env)
 
 
+def _pure_tests() -> list[str]:
+    """The tests of everything that has a native implementation (the primitives
+    with a C core: their unit, stateful, conformance, fault-injection and
+    native tests), plus the README and docstring checks.  The other modules
+    (queue, rwlock, cache, testing, bench) run the same Python code whichever
+    implementation is selected: the native sessions test them."""
+    tests = [f for f in _native_tests(ROOT) if "cache" not in f and "cached" not in f]
+    return [*tests, "tests/test_readme.py", "tests/test_docstrings.py"]
+
+
 @nox.session(python=False, tags=["pure"])
 def tests_pure_freethreaded(session: nox.Session) -> None:
-    """The test suite against the pure-Python implementation (CONCTOOLS_PURE_PYTHON=1,
-    asserted) on the free-threaded build, GIL asserted off."""
+    """The pure-Python implementation (CONCTOOLS_PURE_PYTHON=1, asserted) on the
+    free-threaded build, GIL asserted off: the tests of every primitive that has
+    a C core (the rest of the suite runs the same code in tests_freethreaded).
+    Pass ``tests`` after ``--`` for the whole suite."""
     exe, info = _freethreaded(session)
     py = _venv(session, exe, f"tests-pure-{info['v']}t", TEST_REQS, env=PURE)
     env = {**NOGIL, **PURE}
     session.run(py, "-c", NOGIL_CHECK, external=True, env=env)
-    _pytest(session, py, env=env)
+    _pytest(session, py, env=env, default_args=tuple(_pure_tests()))
 
 
 @nox.session(python=False, tags=["pure"])
