@@ -17,6 +17,7 @@ from .._internal.sentinel import MISSING
 from .._runtime import gil_enabled
 from ._async import aload
 from .core import _MISS, ConcurrentCache, PolicyName, _await, _check_duration, _find, _Load
+from .stats import CacheStats
 
 __all__ = ["CacheInfo", "CachedFunction", "cached"]
 
@@ -545,22 +546,9 @@ def _wrap(
                 if pending is not None:
                     raise pending
 
-    def cache_info() -> CacheInfo:
-        s = cache.stats() - base[0]
-        return CacheInfo(s.hits, s.misses, maxsize, len(cache))  # type: ignore[arg-type]
-
-    def cache_clear() -> None:
-        base[0] = cache._clear_with_stats()
-
-    def cache_parameters() -> dict[str, Any]:
-        return {"maxsize": maxsize, "typed": typed, "ttl": ttl, "policy": policy}
-
-    _plain_signatures(cache_info, cache_clear, cache_parameters)
-    w: Any = functools.update_wrapper(wrapper, func)
-    w._cache = cache  # for tests
-    w.cache_info = cache_info
-    w.cache_clear = cache_clear
-    w.cache_parameters = cache_parameters
+    w: Any = _with_cache_api(
+        wrapper, func, cache, base, maxsize=maxsize, typed=typed, ttl=ttl, policy=policy
+    )
     return w  # type: ignore[no-any-return]
 
 
@@ -711,6 +699,28 @@ def _wrap_async(
                 record(k)
                 return value
         return await aload(cache, k, lambda _k: func(*args, **kwargs), None, store)
+
+    w: Any = _with_cache_api(
+        wrapper, func, cache, base, maxsize=maxsize, typed=typed, ttl=ttl, policy=policy
+    )
+    return w
+
+
+def _with_cache_api(
+    wrapper: Callable[..., Any],
+    func: Callable[..., Any],
+    cache: ConcurrentCache[Hashable, Any],
+    base: list[CacheStats],
+    *,
+    maxsize: int | None,
+    typed: bool,
+    ttl: float | None,
+    policy: PolicyName,
+) -> Any:
+    """``wrapper`` dressed as ``func`` with lru_cache's ``cache_info``,
+    ``cache_clear`` and ``cache_parameters`` over ``cache`` (the
+    ConcurrentCache engine, sync or async); ``base[0]``: the statistics at
+    the last ``cache_clear``."""
 
     def cache_info() -> CacheInfo:
         s = cache.stats() - base[0]
