@@ -244,7 +244,8 @@ class ConcurrentQueue(Generic[T]):
     there once woken. ``put_many`` is atomic when the whole batch fits;
     otherwise it puts a prefix atomically and the rest as room appears, in
     order, and may interleave with other producers' items. ``qsize``,
-    ``empty``, ``full`` and ``unfinished_tasks`` are snapshots. A call that
+    ``empty``, ``full`` and ``unfinished_tasks`` are linearizable snapshots
+    (read under the mutex, possibly stale once returned). A call that
     raises has not taken or put anything (``put_many``: the items before the
     failed step stay, see ``count``), with one exception inherent to Python:
     an asynchronous exception (``KeyboardInterrupt``) delivered in the last
@@ -351,22 +352,30 @@ class ConcurrentQueue(Generic[T]):
         """True once :meth:`shutdown` has been called (``queue.Queue.is_shutdown``)."""
         return self._closed
 
+    # The four readers below take the mutex: a put changes both the items and
+    # the task count, and a reader that saw one change but not the other would
+    # break linearizability (as queue.Queue, which reads under its mutex too).
+
     @property
     def unfinished_tasks(self) -> int:
         """Items put and not yet marked done with :meth:`task_done` (a snapshot)."""
-        return self._unfinished
+        with self._lock:
+            return self._unfinished
 
     def qsize(self) -> int:
         """Number of items in the queue now (a snapshot)."""
-        return len(self._items)
+        with self._lock:
+            return len(self._items)
 
     def empty(self) -> bool:
         """True if the queue holds no item now (a snapshot)."""
-        return not self._items
+        with self._lock:
+            return not self._items
 
     def full(self) -> bool:
         """True if a ``put`` would block now (a snapshot; False when unbounded)."""
-        return 0 < self._maxsize <= len(self._items)
+        with self._lock:
+            return 0 < self._maxsize <= len(self._items)
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else "open"

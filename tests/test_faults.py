@@ -52,6 +52,7 @@ def test_safe_code_passes_and_faults_land() -> None:
     report = inject_faults(
         lambda: [obj.bump() for _ in range(200)],
         attempts=300,
+        min_delivered=51,
         probe=lambda: _probe(obj),
         background=[obj.bump],
         seed=2,
@@ -105,3 +106,32 @@ def test_gc_state_restored() -> None:
     seen.clear()
     inject_faults(lambda: seen.append(gc.isenabled()), attempts=3, max_delay=1e-3, pause_gc=False)
     assert all(seen)
+
+
+def test_min_delivered_goes_on_until_faults_land() -> None:
+    calls = [0]
+
+    def quick() -> None:
+        calls[0] += 1
+        # mostly returns long before the timer fires; now and then waits for it
+        if calls[0] % 7 == 0:
+            threading.Event().wait(0.01)
+
+    report = inject_faults(quick, attempts=10, min_delivered=5, max_delay=2e-3, seed=3)
+    assert report.delivered >= 5, report
+    assert report.attempts > 10 and report.attempts == calls[0], report
+    # without it, exactly ``attempts`` calls
+    report = inject_faults(quick, attempts=10, max_delay=2e-3, seed=3)
+    assert report.attempts == 10
+    # the cap holds when faults cannot land at all
+    report = inject_faults(
+        lambda: None, attempts=5, min_delivered=3, max_attempts=12, max_delay=5.0, seed=4
+    )
+    assert report.attempts == 12 and report.delivered == 0, report
+
+
+def test_min_delivered_bad_input() -> None:
+    with pytest.raises(ValueError, match="min_delivered"):
+        inject_faults(lambda: None, attempts=5, min_delivered=-1)
+    with pytest.raises(ValueError, match="max_attempts"):
+        inject_faults(lambda: None, attempts=5, max_attempts=4)

@@ -565,6 +565,44 @@ class NoTaskLock(ConcurrentQueue[int]):
         return self._unfinished
 
 
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("reader", ["qsize", "empty", "full", "unfinished_tasks"])
+def test_readers_never_see_half_a_put(reader: str) -> None:
+    """A put changes the items and the task count; no reader sees one without the other."""
+    entered = threading.Event()
+    release = threading.Event()
+
+    class Paused(ConcurrentPriorityQueue[int]):
+        __slots__ = ()
+
+        def _heap_push(self, item: int) -> None:
+            entered.set()  # the task count is already raised here
+            assert release.wait(10)
+            super()._heap_push(item)
+
+    q = Paused(2)
+    putter = threading.Thread(target=q.put, args=(1,))
+    putter.start()
+    seen: list[object] = []
+
+    def read() -> None:
+        value = getattr(q, reader)
+        seen.append(value if reader == "unfinished_tasks" else value())
+
+    t = threading.Thread(target=read)
+    try:
+        assert entered.wait(10)
+        t.start()
+        t.join(0.2)
+        assert seen == [], f"{reader} read the queue in the middle of a put: {seen}"
+    finally:
+        release.set()
+        putter.join(10)
+    t.join(10)
+    expected = {"qsize": 1, "empty": False, "full": False, "unfinished_tasks": 1}[reader]
+    assert seen == [expected]
+
+
 def test_linearizability_check_catches_racy_task_done() -> None:
     from conctools.testing import Call
 

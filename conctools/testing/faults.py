@@ -137,6 +137,8 @@ def inject_faults(
     target: Callable[[], object],
     *,
     attempts: int = 200,
+    min_delivered: int = 0,
+    max_attempts: int | None = None,
     check: Callable[[], object] | None = None,
     probe: Callable[[], object] | None = None,
     probe_every: int = 1,
@@ -156,6 +158,12 @@ def inject_faults(
     attempt ``check()`` runs in the main thread (raise to report a broken
     invariant), and every ``probe_every`` attempts ``probe()`` runs in a new
     thread and must return within ``probe_timeout`` seconds.
+
+    On a loaded machine the target may often return before the timer fires.
+    With ``min_delivered``, attempts go on past ``attempts`` until that many
+    faults have landed inside the target, up to ``max_attempts`` (by default
+    ten times ``attempts``); check ``report.delivered`` afterwards, as the
+    run stops at ``max_attempts`` either way.
 
     ``background`` callables are called in a loop, each in its own thread,
     for the whole run. Exceptions from ``target`` other than the fault and
@@ -177,6 +185,12 @@ def inject_faults(
         raise RuntimeError("inject_faults needs signal.setitimer (POSIX)")
     if attempts < 1:
         raise ValueError("attempts must be >= 1")
+    if min_delivered < 0:
+        raise ValueError("min_delivered must be >= 0")
+    if max_attempts is None:
+        max_attempts = 10 * attempts
+    elif max_attempts < attempts:
+        raise ValueError("max_attempts must be >= attempts")
     rng = random.Random(seed)
     report = FaultReport()
     state = _State()
@@ -219,7 +233,11 @@ def inject_faults(
     try:
         for w in workers:
             w.start()
-        for attempt in range(attempts):
+        attempt = -1
+        while report.attempts < attempts or (
+            report.delivered < min_delivered and report.attempts < max_attempts
+        ):
+            attempt += 1
             report.attempts += 1
             finished = False
             try:
