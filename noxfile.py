@@ -849,7 +849,7 @@ def bench_results(session: nox.Session) -> None:
     CONCTOOLS_PURE_PYTHON=1), each in its own process.  Peers (ft_utils,
     cereggii, threadfactory) are installed on the free-threaded build, the
     cache peers (moka-py, theine) on both, when the registry has them; a
-    failed install only drops them from the tables.  About 20 minutes on 2
+    failed install only drops them from the tables.  About half an hour on 2
     cores; pass bench options after --, e.g. -- --only cache."""
     paths = _provision(session)
     out = ROOT / "benchmarks" / "results"
