@@ -852,14 +852,27 @@ class ConcurrentCache(Generic[K, V]):
             buf.misses += 1
             return default
         item = node.item
+        if self._on_read:  # expire_after_access or an expiry policy
+            return self._get_read_hook(buf, key, node, item, default)
+        # only write deadlines: the item carries its own (no rdl, adl is inf)
+        if self._clock() < item[1]:
+            buf.hits += 1
+            buf.append(key)
+            if len(buf) > 63:  # _DRAIN_AT - 1
+                self._after_record(buf)
+            return item[0]
+        buf.misses += 1
+        return default
+
+    def _get_read_hook(self, buf: _Buffer, key: K, node: _Node, item: Any, default: Any) -> Any:
+        """The rest of ``_get_timed`` when a hit moves a deadline."""
         wd = item[1]
         r = node.rdl
         if r is not None and r[0] is item:  # a read under an expiry policy set it
             wd = r[1]
         now = self._clock()
         if now < wd and now < node.adl:
-            if self._on_read:
-                self._read_hook(node, item, wd, now)
+            self._read_hook(node, item, wd, now)
             buf.hits += 1
             buf.append(key)
             if len(buf) > 63:  # _DRAIN_AT - 1
