@@ -908,7 +908,9 @@ def bench_results(session: nox.Session) -> None:
         silent=True,
     )
     assert isinstance(compare, str)
-    (out / "compare.txt").write_text(compare)
+    # (nox returns stdout and stderr together: drop the plot messages)
+    table = [ln for ln in compare.splitlines() if not ln.startswith("wrote ")]
+    (out / "compare.txt").write_text("\n".join(table).rstrip("\n") + "\n")
     print(compare)
 
 
