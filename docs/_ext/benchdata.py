@@ -71,8 +71,8 @@ GUIDE: list[tuple[str, ...]] = [
         "a shared dict, write-heavy (10/40/40/10)",
         "exchange",
         "ShardedDict.handle()",
-        ":class:`~conctools.sharded_dict.ShardedDict` if you need its atomic compound "
-        "operations or more than one core; a dict + Lock is faster on one core",
+        ":class:`~conctools.sharded_dict.ShardedDict`; with the pure-Python "
+        "implementation a dict + Lock is faster on one core",
     ),
     (
         "memoising results (all hits)",
