@@ -524,7 +524,9 @@ def test_listener_exceptions_are_logged_not_raised(caplog: pytest.LogCaptureFixt
         for i in range(5):
             c.put(i, i)
         assert c.invalidate(4) is True
-    recs = [r for r in caplog.records if r.name == "conctools.cache"]
+    # (this thread's records: copies of the test may run in other threads at once)
+    me = threading.get_ident()
+    recs = [r for r in caplog.records if r.name == "conctools.cache" and r.thread == me]
     assert len(recs) == 4 and "listener" in recs[0].getMessage()
     assert recs[0].exc_info is not None and recs[0].exc_info[0] is ValueError
 

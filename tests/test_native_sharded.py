@@ -235,9 +235,10 @@ class HashRaises:
 
 
 class EqRaises:
-    """Collides with every other instance; ``==`` raises once armed."""
+    """Collides with every other instance; ``==`` raises once armed (per thread:
+    copies of a test running at once in other threads arm their own)."""
 
-    armed = False
+    _flag = threading.local()
 
     def __init__(self, n: int) -> None:
         self.n = n
@@ -246,7 +247,7 @@ class EqRaises:
         return 7
 
     def __eq__(self, other: object) -> bool:
-        if EqRaises.armed:
+        if getattr(EqRaises._flag, "armed", False):
             raise _Boom("eq")
         return isinstance(other, EqRaises) and other.n == self.n
 
@@ -265,7 +266,7 @@ def test_key_hash_raising_propagates_and_changes_nothing(make: Callable[..., Any
 def test_key_eq_raising_propagates_and_changes_nothing(make: Callable[..., Any]) -> None:
     d = make(shards=1)
     d[EqRaises(1)] = 1
-    EqRaises.armed = True
+    EqRaises._flag.armed = True
     try:
         for name, op in OPS:
             if name == "cas-missing-missing":
@@ -273,7 +274,7 @@ def test_key_eq_raising_propagates_and_changes_nothing(make: Callable[..., Any])
             with pytest.raises(_Boom):
                 op(d, EqRaises(2))
     finally:
-        EqRaises.armed = False
+        EqRaises._flag.armed = False
     assert list(d.values()) == [1] and not any(lock.locked() for lock in d._locks)
 
 
