@@ -227,6 +227,36 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         sys.stderr.write("\nconctools: GIL confirmed disabled at session start and end\n")
     if os.environ.get("CONCTOOLS_REQUIRE_NATIVE", "") not in ("", "0"):
         sys.stderr.write("conctools: the C accelerator was active at session start and end\n")
+    _report_leftover_threads()
+
+
+def _report_leftover_threads() -> None:
+    """Non-daemon threads still alive when the session ends keep the interpreter
+    from exiting (it joins them): show where each one waits, so a test that
+    leaked a blocked thread is named instead of the run hanging silently."""
+    import threading
+    import time
+    import traceback
+
+    deadline = time.monotonic() + 5.0
+    while True:
+        left = [
+            t
+            for t in threading.enumerate()
+            if t is not threading.main_thread() and not t.daemon and t.is_alive()
+        ]
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    if not left:
+        return
+    frames = sys._current_frames()
+    out = [f"\nconctools: {len(left)} non-daemon thread(s) still running at session end:"]
+    for t in left:
+        frame = frames.get(t.ident or -1)
+        stack = "".join(traceback.format_stack(frame)) if frame is not None else "  (no frame)\n"
+        out.append(f"--- {t.name} (target {getattr(t, '_target', None)!r}) ---\n{stack}")
+    sys.stderr.write("\n".join(out) + "\n")
 
 
 @pytest.fixture

@@ -154,6 +154,81 @@ def test_cached_async_keys_typed_key_function_and_options() -> None:
         run(typed([]))  # an unhashable argument
 
 
+def test_cached_async_argument_binding() -> None:
+    """Functions with a fixed parameter list bind arguments before the lookup
+    (``f(1)`` and ``f(x=1)`` share an entry); the others key the arguments as
+    passed, like ``functools.lru_cache``.  Each shape still caches and counts."""
+    calls: list[Any] = []
+
+    @cached(maxsize=8)
+    async def fixed(x: int) -> int:
+        calls.append(("fixed", x))
+        return x
+
+    @cached(maxsize=8)
+    async def posonly(x: int, /, y: int) -> int:
+        calls.append(("posonly", x, y))
+        return x + y
+
+    @cached(maxsize=8)
+    async def nothing() -> str:
+        calls.append(("nothing",))
+        return "n"
+
+    @cached(maxsize=8)
+    async def defaults(x: int, y: int = 1) -> int:
+        calls.append(("defaults", x, y))
+        return x + y
+
+    @cached(maxsize=8)
+    async def star(*args: int) -> int:
+        calls.append(("star", *args))
+        return sum(args)
+
+    @cached(maxsize=8)
+    async def odd_name(_ct_lru: int) -> int:  # a name the fast path avoids
+        calls.append(("odd", _ct_lru))
+        return _ct_lru
+
+    class Svc:
+        @cached(maxsize=8)
+        async def get(self, key: int) -> int:
+            calls.append(("method", key))
+            return key * 2
+
+    svc = Svc()
+
+    async def main() -> None:
+        assert [await fixed(1), await fixed(x=1), await fixed(1)] == [1, 1, 1]
+        assert [await posonly(1, 2), await posonly(1, y=2)] == [3, 3]
+        assert [await nothing(), await nothing()] == ["n", "n"]
+        assert [await defaults(1), await defaults(1), await defaults(1, 2)] == [2, 2, 3]
+        assert [await star(1, 2), await star(1, 2)] == [3, 3]
+        assert [await odd_name(4), await odd_name(4)] == [4, 4]
+        assert [await svc.get(3), await svc.get(3)] == [6, 6]
+        with pytest.raises(TypeError):
+            await posonly(x=1, y=2)  # as the function itself refuses it
+        with pytest.raises(TypeError):
+            fixed(1, 2)  # wrong arity: refused at the call, as by the function
+
+    run(main())
+    assert calls == [
+        ("fixed", 1),
+        ("posonly", 1, 2),
+        ("nothing",),
+        ("defaults", 1, 1),
+        ("defaults", 1, 2),
+        ("star", 1, 2),
+        ("odd", 4),
+        ("method", 3),
+    ]
+    assert tuple(fixed.cache_info())[:2] == (2, 1)
+    assert tuple(posonly.cache_info())[:2] == (1, 1)
+    assert tuple(nothing.cache_info())[:2] == (1, 1)
+    assert fixed.__name__ == "fixed" and fixed.__wrapped__.__name__ == "fixed"
+    assert inspect.iscoroutinefunction(fixed) and inspect.iscoroutinefunction(star)
+
+
 def test_cached_async_maxsize_zero_is_single_flight_only() -> None:
     calls = []
 
