@@ -522,9 +522,9 @@ class _CounterState(Generic[K]):
 
     __slots__ = ("merge_every", "shared", "view")
 
-    def __init__(self) -> None:
+    def __init__(self, handle_type: type[ConcurrentCounterHandle[Any]]) -> None:
         self.merge_every = _MERGE_EVERY
-        self.shared: ConcurrentCounterHandle[K] = ConcurrentCounterHandle()
+        self.shared: ConcurrentCounterHandle[K] = handle_type()
         base: dict[K, int] = {}
         self.view: tuple[dict[K, int], tuple[ConcurrentCounterHandle[K], ...]] = (
             base,
@@ -674,13 +674,16 @@ class ConcurrentCounter(_CCounterCore, Generic[K]):
         _per_thread: PerThread[ConcurrentCounterHandle[K]]
         _state: _CounterState[K]
 
+    #: The class of the per-thread shards (the tests build both cores' pairs).
+    _handle_type: type[ConcurrentCounterHandle[Any]] = ConcurrentCounterHandle
+
     def __init__(
         self, iterable: Iterable[K] | Mapping[K, int] | None = None, /, **kwds: int
     ) -> None:
         if getattr(self, "_state", None) is None:  # else ``__init__`` called again: add
-            state: _CounterState[K] = _CounterState()
+            state: _CounterState[K] = _CounterState(self._handle_type)
             per_thread: PerThread[ConcurrentCounterHandle[K]] = PerThread(
-                ConcurrentCounterHandle, state.retire, on_register=state.add_shard
+                self._handle_type, state.retire, on_register=state.add_shard
             )
             self._write_lock = threading.Lock()
             self._init_core(per_thread, state)
