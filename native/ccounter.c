@@ -653,7 +653,9 @@ ccounter_find_shard(CCounterObject *self, PyThreadState *tstate)
         ShardObject *old = e->shard;
         e->shard = (ShardObject *)Py_NewRef(v);
         e->serial = serial;
-        Py_XDECREF(old); /* a shard of this thread, still referenced by its local */
+        /* May free a dead counter's shard (and run its keys' finalisers):
+         * no lock is held and our entry is already stored. */
+        Py_XDECREF(old);
     }
     return (ShardObject *)v;
 }

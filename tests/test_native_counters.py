@@ -778,6 +778,9 @@ def test_cc_counts_attribute_can_be_replaced_by_any_mapping(cc_impl: tuple[type,
 # -- reference leaks and memory ------------------------------------------------------------
 
 
+@pytest.mark.thread_unsafe(
+    reason="compares reference counts of objects the copies share (constants, Color.RED)"
+)
 def test_cc_no_reference_leaks(cc_impl: tuple[type, type]) -> None:
     _, counter = cc_impl
     c = counter()
@@ -811,6 +814,7 @@ def test_cc_no_reference_leaks(cc_impl: tuple[type, type]) -> None:
     assert c[other] == 10 + 2000 * 4
 
 
+@pytest.mark.thread_unsafe(reason="tracemalloc traces the whole process")
 def test_cc_no_memory_growth(cc_impl: tuple[type, type]) -> None:
     _, counter = cc_impl
     c = counter()
@@ -836,6 +840,9 @@ def test_cc_no_memory_growth(cc_impl: tuple[type, type]) -> None:
     assert growth < 20_000, growth
 
 
+@pytest.mark.thread_unsafe(
+    reason="turns the cyclic GC off and counts the shards of a class the copies share"
+)
 def test_cc_counters_die_and_shards_are_bounded(cc_impl: tuple[type, type]) -> None:
     """Counter churn in one thread: each counter is freed by reference counting;
     at most a few shards of dead counters stay cached in that thread."""
@@ -861,6 +868,7 @@ def test_cc_counters_die_and_shards_are_bounded(cc_impl: tuple[type, type]) -> N
     assert _live_cells(handle) - base <= 8
 
 
+@pytest.mark.thread_unsafe(reason="counts the shards of a class the copies share")
 def test_cc_thread_exit_releases_every_shard(cc_impl: tuple[type, type]) -> None:
     """Threads that filled the native per-thread cache (plain increments on
     several counters) leave no shard of theirs alive, and their counts are
