@@ -389,7 +389,85 @@ class StripedCounter(_CounterCore):
 # --------------------------------------------------------------------------
 
 
-class ConcurrentCounterHandle(Generic[K]):
+class _PyConcurrentShardCore:
+    """The hot method of :class:`ConcurrentCounterHandle` (pure-Python core).
+
+    The specification of the native ``_ConcurrentShardCore``: same method,
+    same exceptions and messages. ``_counts`` is written by the owner only
+    (and by the counter's compound writes, made by the owner under the write
+    lock); ``clear()`` replaces it with a new dict, from any thread, and never
+    mutates the old one. ``_retired`` is set under the registry lock when the
+    shard's thread has exited (its counts are then final).
+    """
+
+    __slots__ = ("_counts", "_retired")
+
+    def __init__(self) -> None:
+        self._counts: dict[Any, int] = {}
+        self._retired = False
+
+    def increment(self, key: Any, delta: int = 1) -> None:
+        """Add ``delta`` (default 1) to the count of ``key``."""
+        if _type(delta) is not _int:
+            delta = _check_delta(delta)
+        d = self._counts
+        d[key] = d.get(key, 0) + delta
+
+
+class _PyConcurrentCounterCore:
+    """The hot method of :class:`ConcurrentCounter` (pure-Python core).
+
+    The specification of the native ``_ConcurrentCounterCore``, which finds
+    the calling thread's shard in a per-thread cache and otherwise calls
+    ``ConcurrentCounter._slow_increment``.
+    """
+
+    __slots__ = ("_local", "_lock", "_per_thread", "_state")
+
+    def _init_core(
+        self, per_thread: PerThread[ConcurrentCounterHandle[Any]], state: _CounterState[Any]
+    ) -> None:
+        self._per_thread = per_thread
+        self._local = per_thread.local
+        self._lock = per_thread.lock
+        self._state = state
+
+    if TYPE_CHECKING:
+
+        def _add_shared(self, pairs: Iterable[tuple[Any, int]]) -> None: ...  # ConcurrentCounter's
+
+    def increment(self, key: Any, delta: int = 1) -> None:
+        """Add ``delta`` (default 1) to the count of ``key``.
+
+        ``TypeError`` (and no change) if ``delta`` is not an int or ``key`` is
+        unhashable.
+        """
+        if _type(delta) is not _int:
+            delta = _check_delta(delta)
+        try:
+            shard = self._local.value
+        except AttributeError:
+            shard = self._per_thread.register()
+            if shard is None:
+                hash(key)
+                return self._add_shared(((key, delta),))
+        d = shard._counts
+        d[key] = d.get(key, 0) + delta
+        return None
+
+
+if TYPE_CHECKING:
+    _ShardCore = _PyConcurrentShardCore
+    _CCounterCore = _PyConcurrentCounterCore
+else:
+    _ShardCore = native_attr("_ConcurrentShardCore")
+    _CCounterCore = native_attr("_ConcurrentCounterCore")
+    if _ShardCore is None or _CCounterCore is None:  # both native or both pure
+        _ShardCore = _PyConcurrentShardCore
+        _CCounterCore = _PyConcurrentCounterCore
+
+
+class ConcurrentCounterHandle(_ShardCore, Generic[K]):
     """The calling thread's own shard of a :class:`ConcurrentCounter`.
 
     Returned by :meth:`ConcurrentCounter.handle` (do not instantiate it).
@@ -412,21 +490,12 @@ class ConcurrentCounterHandle(Generic[K]):
     dict no other thread writes).
     """
 
-    __slots__ = ("_counts", "_retired")
+    __slots__ = ()
 
-    def __init__(self) -> None:
-        # Written by the owner only (and by the counter's compound writes,
-        # made by the owner under the write lock); replaced, never mutated,
-        # by clear().
-        self._counts: dict[K, int] = {}
-        self._retired = False  # set under the registry lock at thread exit
+    if TYPE_CHECKING:
+        _counts: dict[K, int]
 
-    def increment(self, key: K, delta: int = 1) -> None:
-        """Add ``delta`` (default 1) to the count of ``key``."""
-        if _type(delta) is not _int:
-            delta = _check_delta(delta)
-        d = self._counts
-        d[key] = d.get(key, 0) + delta
+        def increment(self, key: K, delta: int = 1) -> None: ...
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} keys={len(self._counts)}>"
@@ -453,9 +522,9 @@ class _CounterState(Generic[K]):
 
     __slots__ = ("merge_every", "shared", "view")
 
-    def __init__(self) -> None:
+    def __init__(self, handle_type: type[ConcurrentCounterHandle[Any]]) -> None:
         self.merge_every = _MERGE_EVERY
-        self.shared: ConcurrentCounterHandle[K] = ConcurrentCounterHandle()
+        self.shared: ConcurrentCounterHandle[K] = handle_type()
         base: dict[K, int] = {}
         self.view: tuple[dict[K, int], tuple[ConcurrentCounterHandle[K], ...]] = (
             base,
@@ -517,7 +586,7 @@ def _as_counter(other: object) -> collections.Counter[Any] | None:
     return None
 
 
-class ConcurrentCounter(Generic[K]):
+class ConcurrentCounter(_CCounterCore, Generic[K]):
     """A thread-safe ``collections.Counter`` for counting things from many threads.
 
     ``c.increment(key)`` adds to the calling thread's own dict (its shard):
@@ -597,21 +666,27 @@ class ConcurrentCounter(Generic[K]):
     dict.
     """
 
-    __slots__ = ("__weakref__", "_local", "_lock", "_per_thread", "_state", "_write_lock")
+    __slots__ = ("__weakref__", "_write_lock")
+
+    if TYPE_CHECKING:
+        _local: Any
+        _lock: Any
+        _per_thread: PerThread[ConcurrentCounterHandle[K]]
+        _state: _CounterState[K]
+
+    #: The class of the per-thread shards (the tests build both cores' pairs).
+    _handle_type: type[ConcurrentCounterHandle[Any]] = ConcurrentCounterHandle
 
     def __init__(
         self, iterable: Iterable[K] | Mapping[K, int] | None = None, /, **kwds: int
     ) -> None:
         if getattr(self, "_state", None) is None:  # else ``__init__`` called again: add
-            state: _CounterState[K] = _CounterState()
+            state: _CounterState[K] = _CounterState(self._handle_type)
             per_thread: PerThread[ConcurrentCounterHandle[K]] = PerThread(
-                ConcurrentCounterHandle, state.retire, on_register=state.add_shard
+                self._handle_type, state.retire, on_register=state.add_shard
             )
-            self._per_thread = per_thread
-            self._local = per_thread.local
-            self._lock = per_thread.lock
             self._write_lock = threading.Lock()
-            self._state = state
+            self._init_core(per_thread, state)
         if iterable is not None or kwds:
             self.update(iterable, **kwds)
 
@@ -631,14 +706,14 @@ class ConcurrentCounter(Generic[K]):
             for key, n in pairs:
                 d[key] = d.get(key, 0) + n
 
-    def increment(self, key: K, delta: int = 1) -> None:
-        """Add ``delta`` (default 1) to the count of ``key``.
+    if TYPE_CHECKING:
 
-        ``TypeError`` (and no change) if ``delta`` is not an int or ``key`` is
-        unhashable.
-        """
-        if _type(delta) is not _int:
-            delta = _check_delta(delta)
+        def increment(self, key: K, delta: int = 1) -> None:
+            """Add ``delta`` (default 1) to the count of ``key``."""
+
+    def _slow_increment(self, key: K, delta: int) -> None:
+        """Add a checked ``delta`` when the thread's shard is not at hand:
+        register the thread (or add into the shared shard if it cannot own one)."""
         try:
             shard = self._local.value
         except AttributeError:

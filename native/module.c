@@ -1,6 +1,8 @@
 /* conctools._native: multi-phase initialisation of the C accelerator. */
 #include "conctools_native.h"
 
+int ct_exec_ccounter(PyObject *module); /* native/ccounter.c */
+
 static int
 native_exec(PyObject *module)
 {
@@ -11,7 +13,8 @@ native_exec(PyObject *module)
         return -1;
     }
     if (ct_exec_atomic(module) < 0 || ct_exec_counters(module) < 0
-        || ct_exec_sharded(module) < 0 || ct_exec_cache(module) < 0) {
+        || ct_exec_sharded(module) < 0 || ct_exec_cache(module) < 0
+        || ct_exec_ccounter(module) < 0) {
         return -1;
     }
     return 0;
