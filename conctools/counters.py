@@ -711,19 +711,10 @@ class ConcurrentCounter(_CCounterCore, Generic[K]):
         def increment(self, key: K, delta: int = 1) -> None:
             """Add ``delta`` (default 1) to the count of ``key``."""
 
-    def _slow_increment(self, key: K, delta: int) -> None:
-        """Add a checked ``delta`` when the thread's shard is not at hand:
-        register the thread (or add into the shared shard if it cannot own one)."""
-        try:
-            shard = self._local.value
-        except AttributeError:
-            shard = self._per_thread.register()
-            if shard is None:
-                hash(key)
-                return self._add_shared(((key, delta),))
-        d = shard._counts
-        d[key] = d.get(key, 0) + delta
-        return None
+    # Called by the native core's increment when the thread's shard is not at
+    # hand (registers the thread, or adds into the shared shard if it cannot
+    # own one): the pure-Python increment, which is exactly that path.
+    _slow_increment = _PyConcurrentCounterCore.increment
 
     def _add_pairs(self, pairs: list[tuple[K, int]]) -> None:
         try:

@@ -270,6 +270,24 @@ cc_parse(const char *fname, PyObject *const *args, Py_ssize_t nargs, PyObject *k
     return 0;
 }
 
+/* The arguments of increment(key, delta=1): the key (borrowed) and the checked
+ * delta (a new reference).  0, or -1 with an exception set. */
+static inline int
+cc_key_delta(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames, PyObject **key,
+             PyObject **delta)
+{
+    PyObject *arg;
+    if (kwnames == NULL && (nargs == 1 || nargs == 2)) {
+        *key = args[0];
+        arg = nargs == 2 ? args[1] : NULL;
+    }
+    else if (cc_parse("increment", args, nargs, kwnames, key, &arg) < 0) {
+        return -1;
+    }
+    *delta = cc_delta(arg);
+    return *delta == NULL ? -1 : 0;
+}
+
 /* ---- _ConcurrentShardCore methods ---------------------------------------- */
 
 static PyObject *
@@ -326,16 +344,8 @@ static PyObject *
 shard_increment(ShardObject *self, PyObject *const *args, Py_ssize_t nargs,
                 PyObject *kwnames)
 {
-    PyObject *key, *arg;
-    if (kwnames == NULL && (nargs == 1 || nargs == 2)) {
-        key = args[0];
-        arg = nargs == 2 ? args[1] : NULL;
-    }
-    else if (cc_parse("increment", args, nargs, kwnames, &key, &arg) < 0) {
-        return NULL;
-    }
-    PyObject *delta = cc_delta(arg);
-    if (delta == NULL) {
+    PyObject *key, *delta;
+    if (cc_key_delta(args, nargs, kwnames, &key, &delta) < 0) {
         return NULL;
     }
     int r = shard_add(self, key, delta);
@@ -664,16 +674,8 @@ static PyObject *
 ccounter_increment(CCounterObject *self, PyObject *const *args, Py_ssize_t nargs,
                    PyObject *kwnames)
 {
-    PyObject *key, *arg;
-    if (kwnames == NULL && (nargs == 1 || nargs == 2)) {
-        key = args[0];
-        arg = nargs == 2 ? args[1] : NULL;
-    }
-    else if (cc_parse("increment", args, nargs, kwnames, &key, &arg) < 0) {
-        return NULL;
-    }
-    PyObject *delta = cc_delta(arg);
-    if (delta == NULL) {
+    PyObject *key, *delta;
+    if (cc_key_delta(args, nargs, kwnames, &key, &delta) < 0) {
         return NULL;
     }
     ShardObject *shard;

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import threading
+import types
 from collections.abc import Callable, Hashable
 from typing import Any, Generic, NamedTuple, TypeVar, overload
 
@@ -769,7 +770,7 @@ def _fixed_arity_wrapper(
     """
     code = getattr(func, "__code__", None)
     if (
-        type(func) is not _FunctionType
+        type(func) is not types.FunctionType
         or code is None
         or func.__defaults__
         or func.__kwdefaults__
@@ -798,9 +799,6 @@ def _fixed_arity_wrapper(
     exec(compile(src, f"<conctools @cached {func.__qualname__}>", "exec"), namespace)
     made: Callable[..., Any] = namespace["_ct_make"](lru, _Absent, load)
     return made
-
-
-_FunctionType = type(_fixed_arity_wrapper)
 
 
 def _loader(
