@@ -144,24 +144,6 @@ shard_counts_ref(ShardObject *s)
     return d;
 }
 
-#if PY_VERSION_HEX >= 0x030D0000
-#  define cc_dict_get_ref PyDict_GetItemRef
-#else
-/* The GIL is held throughout: the borrowed result is made strong before any
- * other code can run. */
-static int
-cc_dict_get_ref(PyObject *d, PyObject *key, PyObject **out)
-{
-    PyObject *v = PyDict_GetItemWithError(d, key);
-    if (v == NULL) {
-        *out = NULL;
-        return PyErr_Occurred() ? -1 : 0;
-    }
-    *out = Py_NewRef(v);
-    return 1;
-}
-#endif
-
 /* ``d[key] = d.get(key, 0) + delta`` with no lock held (rule 3).  ``d`` and
  * ``delta`` are strong references owned by the caller. */
 static int
@@ -170,7 +152,7 @@ counts_add(PyObject *d, PyObject *key, PyObject *delta)
     PyObject *cur, *sum;
     int r;
     if (PyDict_CheckExact(d)) {
-        if (cc_dict_get_ref(d, key, &cur) < 0) {
+        if (ct_dict_get_ref(d, key, &cur) < 0) {
             return -1;
         }
         if (cur == NULL) {

@@ -77,6 +77,29 @@ static inline int64_t ct_plain_fetch_add_i64(int64_t *p, int64_t v) {
 }
 #endif
 
+/* ---- strong-reference dict lookup ---------------------------------------
+ * ``d[key]`` without the KeyError: 1 found (*out a strong reference), 0
+ * absent (*out NULL), -1 error (a key's __hash__/__eq__ raised).  ``d`` is a
+ * dict (exact or subclass; no __missing__).  3.13+: PyDict_GetItemRef, which
+ * takes the lock-free read path on the free-threaded build.  Before 3.13 the
+ * GIL is held throughout: the borrowed result is made strong before any other
+ * code can run. */
+static inline int
+ct_dict_get_ref(PyObject *d, PyObject *key, PyObject **out)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyDict_GetItemRef(d, key, out);
+#else
+    PyObject *v = PyDict_GetItemWithError(d, key);
+    if (v == NULL) {
+        *out = NULL;
+        return PyErr_Occurred() ? -1 : 0;
+    }
+    *out = Py_NewRef(v);
+    return 1;
+#endif
+}
+
 /* ---- per-file registration (called by module.c, in this order) ---------
  * Each returns 0 on success, -1 with an exception set.  Types are heap types
  * made with PyType_FromModuleAndSpec(module, ...) and added with

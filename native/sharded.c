@@ -465,23 +465,6 @@ sh_index(ShardedCore *self, PyObject *key)
     return i;
 }
 
-/* Strong-reference lookup: 1 found (*out set), 0 absent, -1 error. */
-static inline int
-sh_dict_get(PyObject *d, PyObject *key, PyObject **out)
-{
-#if PY_VERSION_HEX >= 0x030D0000
-    return PyDict_GetItemRef(d, key, out);
-#else
-    PyObject *v = PyDict_GetItemWithError(d, key);
-    if (v != NULL) {
-        *out = Py_NewRef(v);
-        return 1;
-    }
-    *out = NULL;
-    return PyErr_Occurred() ? -1 : 0;
-#endif
-}
-
 #define SH_SHARD(self, i) PyTuple_GET_ITEM((self)->shards, (i))
 #define SH_LOCK(self, i) ((ShardLock *)PyTuple_GET_ITEM((self)->locks, (i)))
 
@@ -506,7 +489,7 @@ core_subscript(PyObject *op, PyObject *key)
             return NULL;
         }
         PyObject *v;
-        int r = sh_dict_get(SH_SHARD(self, i), key, &v);
+        int r = ct_dict_get_ref(SH_SHARD(self, i), key, &v);
         if (r != 0) {
             return r > 0 ? v : NULL;
         }
@@ -525,7 +508,7 @@ core_get(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
             return NULL;
         }
         PyObject *v;
-        int r = sh_dict_get(SH_SHARD(self, i), args[0], &v);
+        int r = ct_dict_get_ref(SH_SHARD(self, i), args[0], &v);
         if (r != 0) {
             return r > 0 ? v : NULL;
         }
@@ -581,7 +564,7 @@ core_ass_subscript(PyObject *op, PyObject *key, PyObject *value)
     if (sh_lock(lock) < 0) {
         return -1;
     }
-    rc = sh_dict_get(shard, key, &old); /* keeps the old value alive past the unlock */
+    rc = ct_dict_get_ref(shard, key, &old); /* keeps the old value alive past the unlock */
     if (rc >= 0) {
         if (value != NULL) {
             rc = PyDict_SetItem(shard, key, value);
@@ -624,7 +607,7 @@ core_pop(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *kwname
     if (sh_lock(lock) < 0) {
         return NULL;
     }
-    int rc = sh_dict_get(shard, key, &v);
+    int rc = ct_dict_get_ref(shard, key, &v);
     if (rc > 0 && PyDict_DelItem(shard, key) < 0) {
         rc = -1;
     }
@@ -687,7 +670,7 @@ core_increment(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject *
         Py_XDECREF(one);
         return NULL;
     }
-    int rc = sh_dict_get(shard, key, &cur);
+    int rc = ct_dict_get_ref(shard, key, &cur);
     if (rc == 0) {
         if (PyDict_SetItem(shard, key, delta) == 0) {
             result = Py_NewRef(delta);
@@ -727,7 +710,7 @@ core_get_or_set(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject 
     }
     PyObject *shard = SH_SHARD(self, i);
     PyObject *v;
-    int rc = sh_dict_get(shard, key, &v); /* lock-free probe first */
+    int rc = ct_dict_get_ref(shard, key, &v); /* lock-free probe first */
     if (rc != 0) {
         return rc > 0 ? v : NULL;
     }
@@ -735,7 +718,7 @@ core_get_or_set(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObject 
     if (sh_lock(lock) < 0) {
         return NULL;
     }
-    rc = sh_dict_get(shard, key, &v);
+    rc = ct_dict_get_ref(shard, key, &v);
     if (rc == 0) {
         rc = PyDict_SetItem(shard, key, args[1]);
         v = rc == 0 ? Py_NewRef(args[1]) : NULL;
@@ -764,7 +747,7 @@ core_compare_and_set(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyOb
     ShardLock *lock = SH_LOCK(self, i);
     for (;;) {
         PyObject *cur;
-        int rc = sh_dict_get(shard, key, &cur);
+        int rc = ct_dict_get_ref(shard, key, &cur);
         if (rc < 0) {
             return NULL;
         }
@@ -792,7 +775,7 @@ core_compare_and_set(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyOb
             return NULL;
         }
         PyObject *now;
-        rc = sh_dict_get(shard, key, &now);
+        rc = ct_dict_get_ref(shard, key, &now);
         int done = 0;
         if (rc >= 0) {
             PyObject *seen = rc > 0 ? now : missing;

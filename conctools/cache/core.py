@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterator, MutableMapping
 from typing import Any, Generic, Literal, Protocol, TypeVar, cast, overload
 
+from .._internal.native import native_attr
 from .._internal.perthread import PerThread
 from .._internal.sentinel import MISSING
 from .._internal.striping import check_stripes, default_stripes
@@ -1766,6 +1767,18 @@ class _TimedCache(ConcurrentCache[K, V]):
 
     get = ConcurrentCache._get_timed
 
+
+# The C accelerator's get methods (same steps, same results as the Python
+# methods above, which stay the specification and its fallback).
+_py_get = ConcurrentCache.get
+_py_get_timed = ConcurrentCache._get_timed
+_cache_install = native_attr("_cache_install")
+if _cache_install is not None:
+    _native_get, _native_get_timed = _cache_install(
+        ConcurrentCache, _TimedCache, _Node, _Buffer, time.monotonic, _py_get, _py_get_timed
+    )
+    setattr(ConcurrentCache, "get", _native_get)  # noqa: B010 (mypy: a method)
+    setattr(_TimedCache, "get", _native_get_timed)  # noqa: B010
 
 _TIMED_CLASSES: dict[type[Any], type[Any]] = {}
 

@@ -118,6 +118,7 @@ def _run(
     report = inject_faults(
         target,
         attempts=ATTEMPTS,
+        min_delivered=5,
         max_delay=_typical_duration(target),
         check=check,
         probe=_probe(obj),

@@ -159,6 +159,7 @@ def _run(name: str, c: ConcurrentCache[int, int], target: Callable[[], object]) 
     report = inject_faults(
         target,
         attempts=80,
+        min_delivered=1,
         check=_invariants(c, last),
         probe=_probe(c),
         probe_every=16,
@@ -326,6 +327,7 @@ def test_cached_calls_under_faults(engine: str) -> None:
     report = inject_faults(
         target,
         attempts=120,
+        min_delivered=1,
         check=check,
         probe=probe,
         probe_every=20,

@@ -207,6 +207,7 @@ def test_aget_or_load_under_faults(kind: str) -> None:
     report = inject_faults(
         lambda: _run_async(body),
         attempts=80,
+        min_delivered=1,
         check=_check(c, last),
         probe=probe,
         probe_every=16,
@@ -258,6 +259,7 @@ def test_cached_async_under_faults(ttl: float | None) -> None:
     report = inject_faults(
         lambda: _run_async(body),
         attempts=80,
+        min_delivered=1,
         check=_check(c, last),
         probe=probe,
         probe_every=16,

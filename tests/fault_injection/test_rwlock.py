@@ -211,6 +211,7 @@ def run_faults(rw: RWLock, target_name: str, attempts: int, seed: int) -> tuple[
         target,
         max_delay=max(20e-6, 1.5 * min(durations)),
         attempts=attempts,
+        min_delivered=1,
         check=check,
         probe=probe,
         probe_every=2,

@@ -162,6 +162,7 @@ class Harness:
         report = inject_faults(
             target,
             attempts=ATTEMPTS,
+            min_delivered=1,
             check=self.check,
             probe=base.snapshot,
             background=kw.pop("background", self.background()),

@@ -111,6 +111,7 @@ class Harness:
         report = inject_faults(
             target,
             attempts=ATTEMPTS,
+            min_delivered=1,
             check=self.check,
             probe=base.snapshot,
             background=kw.pop("background", [writer]),
