@@ -33,10 +33,10 @@
  *    the Python method, called by name, with no C state held across it.
  *
  * 3. The clock.  When the cache's clock is time.monotonic itself, the C code
- *    reads the same clock directly (PyTime_MonotonicRaw on 3.13+; before
- *    3.13 on Linux, clock_gettime(CLOCK_MONOTONIC), which is what
- *    time.monotonic reads there) and converts it to seconds the same way.
- *    Any other clock is called.  A deadline that is not a float, or a clock
+ *    reads the same clock directly (on Linux clock_gettime(CLOCK_MONOTONIC),
+ *    which is what time.monotonic reads there; elsewhere PyTime_MonotonicRaw
+ *    on 3.13+) and converts it to seconds the same way.  Any other clock,
+ *    and time.monotonic on other systems before 3.13, is called.  A deadline that is not a float, or a clock
  *    value that is not, is compared with the ``<`` operator, as in Python.
  */
 #include "conctools_native.h"
@@ -46,7 +46,7 @@
 #  define Py_T_OBJECT_EX T_OBJECT_EX
 #endif
 
-#if PY_VERSION_HEX < 0x030D0000 && defined(__linux__)
+#if defined(__linux__)
 #  include <time.h>
 #  define CT_CACHE_LINUX_CLOCK 1
 #endif
@@ -278,7 +278,7 @@ cache_get(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObject *kwn
 static int
 monotonic_seconds(double *out)
 {
-#  if PY_VERSION_HEX >= 0x030D0000
+#  if PY_VERSION_HEX >= 0x030D0000 && !defined(CT_CACHE_LINUX_CLOCK)
     PyTime_t t;
     if (PyTime_MonotonicRaw(&t) < 0) {
         /* (only on a broken clock; the Python call reports it properly) */
@@ -366,7 +366,7 @@ cache_get_timed(PyObject *self, PyObject *const *args, Py_ssize_t nargs, PyObjec
     if (on_read == NULL) {
         goto done;
     }
-    int hook = PyObject_IsTrue(on_read);
+    int hook = on_read == Py_True ? 1 : on_read == Py_False ? 0 : PyObject_IsTrue(on_read);
     Py_DECREF(on_read);
     if (hook < 0) {
         goto done;
