@@ -499,14 +499,19 @@ class InsertThenTrim:
         self._lock = threading.Lock()
 
     def put(self, key: int, value: int) -> None:
-        self._od[key] = value
+        # Each step is locked (an OrderedDict written from two threads at once
+        # is not memory-safe on free-threaded 3.13); the bug is that insert and
+        # trim are two steps.
+        with self._lock:
+            self._od[key] = value
         time.sleep(0.0001)  # a real pause widens the race window on every build
         with self._lock:
             while len(self._od) > self.maxsize:
                 self._od.popitem(last=False)
 
     def __len__(self) -> int:
-        return len(self._od)
+        with self._lock:
+            return len(self._od)
 
 
 def _max_observed_size(cache: Any, maxsize: int) -> int:
