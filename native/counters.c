@@ -9,10 +9,9 @@
  *
  * A cell holds its value as an int64 ``small`` (the hot path: the owner
  * thread loads it, adds, stores it; readers load it) plus an optional Python
- * int ``big`` that absorbs overflows (ints are unbounded).  ``big`` only
- * changes together with ``small`` under the cell's mutex, and readers take
- * that mutex, so a reader never sees a value moved from ``small`` into
- * ``big`` twice or not at all.  Only the owner thread writes a cell (the
+ * int ``big`` that absorbs overflows and big deltas (ints are unbounded).
+ * ``big`` only changes under the cell's mutex, which readers take; the slow
+ * path adds to ``big`` and never rewrites ``small``.  Only the owner thread writes a cell (the
  * documented contract); a foreign writer may lose increments but cannot
  * corrupt memory: ``big`` is only touched under the mutex with strong
  * references.
@@ -141,27 +140,24 @@ ct_small_delta(PyObject *arg, int64_t *out)
 #endif
 }
 
-/* Add a Python int (the slow path: overflow, big deltas). */
+/* Add a Python int (the slow path: overflow, big deltas) to ``big``.
+ *
+ * ``small`` is left as it is: only the fast path's load-add-store writes it.
+ * Moving ``small`` into ``big`` here would store a value derived from an
+ * earlier load, and a (wrongly) sharing thread's fast-path store of the same
+ * old ``small`` would then count it twice; like the pure-Python cell, a
+ * shared handle may lose increments but never counts one twice. */
 static int
 cell_add_big(CellObject *c, PyObject *delta)
 {
     for (;;) {
         ct_lock(&c->mu);
-        int64_t s = CT_ATOMIC_LOAD_RELAXED(&c->small);
         PyObject *old = c->big;
         Py_XINCREF(old);
         ct_unlock(&c->mu);
 
-        /* new = old + s + delta, computed with no lock held */
-        PyObject *sum = PyLong_FromLongLong((long long)s);
-        if (sum == NULL) {
-            Py_XDECREF(old);
-            return -1;
-        }
-        Py_SETREF(sum, PyNumber_Add(sum, delta));
-        if (sum != NULL && old != NULL) {
-            Py_SETREF(sum, PyNumber_Add(old, sum));
-        }
+        /* new = old + delta, computed with no lock held */
+        PyObject *sum = old != NULL ? PyNumber_Add(old, delta) : Py_NewRef(delta);
         if (sum == NULL) {
             Py_XDECREF(old);
             return -1;
@@ -171,10 +167,9 @@ cell_add_big(CellObject *c, PyObject *delta)
         ct_lock(&c->mu);
         /* Only the owner writes the cell; this check only matters when the
          * handle is (wrongly) shared: then retry instead of losing memory. */
-        if (c->big == old && CT_ATOMIC_LOAD_RELAXED(&c->small) == s) {
+        if (c->big == old) {
             drop = c->big;
             c->big = sum;
-            CT_ATOMIC_STORE_RELAXED(&c->small, 0);
             done = 1;
         }
         ct_unlock(&c->mu);
