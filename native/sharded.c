@@ -265,33 +265,39 @@ ShardLock_acquire(PyObject *op, PyObject *const *args, Py_ssize_t nargs, PyObjec
             return NULL;
         }
     }
+    /* Arguments follow the library's one timeout rule, in Python
+     * (conctools._internal.timeouts.check_lock_args): None, -1 or inf wait
+     * forever; NaN, other negatives and a timeout with blocking=False raise
+     * ValueError; bools and non-numbers raise TypeError.  It returns None
+     * (forever), 0.0 (one attempt) or the seconds to wait. */
+    double timeout = -1.0; /* forever */
     int blocking = 1;
-    double timeout = -1.0;
-    if (vals[0] != NULL) {
-        blocking = PyObject_IsTrue(vals[0]);
-        if (blocking < 0) {
+    if (vals[0] != NULL || vals[1] != NULL) {
+        PyObject *mod = PyImport_ImportModule("conctools._internal.timeouts");
+        if (mod == NULL) {
             return NULL;
         }
-    }
-    if (vals[1] != NULL) {
-        timeout = PyFloat_AsDouble(vals[1]);
-        if (timeout == -1.0 && PyErr_Occurred()) {
+        PyObject *t = PyObject_CallMethod(mod, "check_lock_args", "OO", vals[0] != NULL ? vals[0] : Py_True,
+                                          vals[1] != NULL ? vals[1] : Py_None);
+        Py_DECREF(mod);
+        if (t == NULL) {
             return NULL;
         }
-    }
-    if (!blocking && timeout != -1.0) {
-        PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
-        return NULL;
-    }
-    if (timeout < 0 && timeout != -1.0) {
-        PyErr_SetString(PyExc_ValueError, "timeout value must be a non-negative number");
-        return NULL;
+        if (t != Py_None) {
+            timeout = PyFloat_AsDouble(t);
+            if (timeout == -1.0 && PyErr_Occurred()) {
+                Py_DECREF(t);
+                return NULL;
+            }
+            blocking = timeout > 0.0;
+        }
+        Py_DECREF(t);
     }
     int r;
     if (!blocking) {
         r = sh_trylock(self);
     }
-    else if (timeout == -1.0) {
+    else if (timeout < 0.0) {
         r = sh_lock(self) == 0 ? 1 : -1;
     }
     else {

@@ -563,6 +563,56 @@ def test_shard_lock_api() -> None:
 
 
 @only_native
+@pytest.mark.timeout(30)
+def test_shard_lock_timeouts_follow_the_library_rule() -> None:
+    """0, None, -1, inf and huge values, NaN, bools and other negatives, as
+    conctools._internal.timeouts.check_lock_args says."""
+    from conctools import _native  # type: ignore[attr-defined]
+
+    lock = _native._ShardLock()
+    for forever in (None, -1, math.inf, 1e300, threading.TIMEOUT_MAX * 10):
+        assert lock.acquire(timeout=forever) is True
+        lock.release()
+    assert lock.acquire(True, 0) is True
+    assert lock.acquire(blocking=False) is False  # held by this thread: no self-deadlock error
+    lock.release()
+    for bad, exc in (
+        (math.nan, ValueError),
+        (-2, ValueError),
+        (-0.5, ValueError),
+        (True, TypeError),
+        ("1", TypeError),
+    ):
+        with pytest.raises(exc):
+            lock.acquire(timeout=bad)
+        assert not lock.locked()  # a refused call takes nothing
+    with pytest.raises(ValueError):
+        lock.acquire(False, 0)
+
+    held, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with lock:
+            held.set()
+            release.wait(10)
+
+    t = threading.Thread(target=holder)
+    t.start()
+    try:
+        assert held.wait(10)
+        t0 = time.monotonic()
+        assert lock.acquire(timeout=0) is False
+        assert lock.acquire(timeout=0.05) is False
+        assert 0.04 <= time.monotonic() - t0 < 5
+        threading.Timer(0.05, release.set).start()
+        assert lock.acquire(timeout=math.inf) is True  # waits until the holder lets go
+        lock.release()
+    finally:
+        release.set()
+        t.join(10)
+
+
+@only_native
 def test_shard_lock_hands_over_between_threads() -> None:
     from conctools import _native  # type: ignore[attr-defined]
 
