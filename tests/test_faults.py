@@ -119,7 +119,9 @@ def test_min_delivered_goes_on_until_faults_land() -> None:
 
     report = inject_faults(quick, attempts=10, min_delivered=5, max_delay=2e-3, seed=3)
     assert report.delivered >= 5, report
-    assert report.attempts > 10 and report.attempts == calls[0], report
+    assert report.attempts > 10, report
+    # every attempt called the target; a fault may land before its first line runs
+    assert calls[0] <= report.attempts <= calls[0] + report.delivered, (calls, report)
     # without it, exactly ``attempts`` calls
     report = inject_faults(quick, attempts=10, max_delay=2e-3, seed=3)
     assert report.attempts == 10
