@@ -274,3 +274,52 @@ def switch_interval() -> Iterator[None]:
 def stress_scale(ci: int, full: int) -> int:
     """Iteration count for a stress test: bounded unless CONCTOOLS_STRESS=1."""
     return full if STRESS else ci
+
+
+WAITER_NOTE = "a concurrent call for the same key ran the loader"
+
+
+def _tb_objects(exc: BaseException) -> list[types.TracebackType]:
+    out = []
+    tb = exc.__traceback__
+    while tb is not None:
+        out.append(tb)
+        tb = tb.tb_next
+    return out
+
+
+def check_loader_error_copies(errors: list[BaseException], loader: str) -> BaseException:
+    """``errors``: what the callers of one failed single-flight load raised.
+
+    Exactly one of them (the caller that ran the loader) raised the loader's
+    own exception: its traceback reaches the function named ``loader``; every
+    other one is a distinct copy (same class and ``args``, the same
+    ``__cause__``, a note saying so on 3.11+) whose traceback is its own and
+    never reaches the loader.  Returns the loader's exception."""
+    assert len({id(e) for e in errors}) == len(errors), "an exception object was shared"
+    first = errors[0]
+    assert all(type(e) is type(first) and e.args == first.args for e in errors), errors
+    assert all(e.__cause__ is first.__cause__ for e in errors)
+    package = os.path.dirname(conctools.__file__) + os.sep
+
+    def reaches_loader(e: BaseException) -> bool:
+        return any(
+            tb.tb_frame.f_code.co_name == loader
+            and not tb.tb_frame.f_code.co_filename.startswith(package)  # (a wrapper's name)
+            for tb in _tb_objects(e)
+        )
+
+    own = [e for e in errors if reaches_loader(e)]
+    assert len(own) == 1, f"{len(own)} of {len(errors)} tracebacks reach {loader}()"
+    original = own[0]
+    seen: set[int] = set()
+    for e in errors:
+        ids = {id(tb) for tb in _tb_objects(e)}
+        assert ids and not ids & seen, "a traceback entry is shared"
+        seen |= ids
+        notes = getattr(e, "__notes__", [])
+        if e is original:
+            assert not any(WAITER_NOTE in n for n in notes), notes
+        elif sys.version_info >= (3, 11):
+            assert WAITER_NOTE in notes[-1], notes
+    return original

@@ -7,13 +7,14 @@ run against a deliberately broken variant defined here must fail.
 from __future__ import annotations
 
 import functools
+import sys
 import threading
 import time
 from collections import OrderedDict
 from typing import Any
 
 import pytest
-from conftest import stress_scale
+from conftest import check_loader_error_copies, stress_scale
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -399,12 +400,109 @@ def test_loader_error_reaches_every_waiter_and_is_not_cached(switch_interval: No
     run_concurrently(*[functools.partial(caller, i) for i in range(8)], releaser)
     assert len(calls) == 1
     assert len(errors) == 8
-    assert all(e is errors[0] for e in errors)  # the same exception object
+    original = check_loader_error_copies(errors, "loader")  # waiters raise copies
+    assert original.args == ("k",)
     assert "k" not in c
     s = c.stats()
     assert (s.loads, s.load_failures, s.misses, s.hits) == (1, 1, 8, 0)
     # not cached: the next call loads again
     assert c.get_or_load("k", lambda k: 7) == 7
+
+
+def _catching(call: Any) -> Any:
+    """``call()``'s exception (or result), for run_in_threads."""
+    try:
+        return call()
+    except Exception as exc:
+        return exc
+
+
+class _Coded(Exception):
+    def __init__(self, message: str, code: int = 0) -> None:
+        super().__init__(message, code)
+        self.code = code
+        self.extra = "set after __init__"
+
+
+def test_waiters_raise_copies_keeping_class_args_attributes_cause_and_notes(
+    switch_interval: None,
+) -> None:
+    c: ConcurrentCache[str, int] = ConcurrentCache(10)
+    cause = OSError(5, "disk")
+    calls = []
+
+    def loader(key: str) -> int:
+        calls.append(key)
+        time.sleep(0.05)  # the other callers join the load meanwhile
+        err = _Coded("no value", code=7)
+        err.extra = "changed"
+        if sys.version_info >= (3, 11):
+            err.add_note("the loader's note")
+        raise err from cause
+
+    errors = run_in_threads(lambda i: _catching(lambda: c.get_or_load("k", loader)), 4)
+    assert len(calls) == 1
+    original = check_loader_error_copies(errors, "loader")
+    for e in errors:
+        assert isinstance(e, _Coded) and (e.args, e.code, e.extra) == (
+            ("no value", 7),
+            7,
+            "changed",
+        )
+        assert e.__cause__ is cause and e.__suppress_context__
+    if sys.version_info >= (3, 11):
+        assert original.__notes__ == ["the loader's note"]
+        for e in errors:
+            if e is not original:
+                assert e.__notes__[0] == "the loader's note" and len(e.__notes__) == 2
+                assert e.__notes__ is not original.__notes__
+                e.add_note("a waiter's own note")
+        assert original.__notes__ == ["the loader's note"]  # untouched by the waiters
+    s = c.stats()
+    assert (s.loads, s.load_failures, s.misses, s.hits) == (1, 1, 4, 0)
+
+
+class _Uncopyable(Exception):
+    """``copy.copy`` calls ``cls(*args)``: this class needs two arguments but
+    stores one."""
+
+    def __init__(self, a: str, b: str) -> None:
+        super().__init__(a + b)
+
+
+def test_an_uncopyable_loader_error_sends_each_waiter_to_load_again(
+    switch_interval: None,
+) -> None:
+    c: ConcurrentCache[str, int] = ConcurrentCache(10)
+    calls = []
+
+    def loader(key: str) -> int:
+        calls.append(key)
+        time.sleep(0.02)
+        raise _Uncopyable("no", "pe")
+
+    errors = run_in_threads(lambda i: _catching(lambda: c.get_or_load("k", loader)), 3)
+    # no caller raises another's exception object: each one ran the loader
+    assert len(calls) == 3
+    assert len({id(e) for e in errors}) == 3
+    assert all(isinstance(e, _Uncopyable) and e.args == ("nope",) for e in errors)
+    assert c.stats().load_failures == 3 and not c._stripe("k").loading
+
+
+def test_one_loader_error_raised_in_many_threads_at_once() -> None:
+    """Several waiters wake together and raise the failed load's exception
+    at the same moment (run under ThreadSanitizer too: one exception object
+    raised in several threads races on its traceback)."""
+    for _ in range(stress_scale(20, 200)):
+        c: ConcurrentCache[str, int] = ConcurrentCache(16)
+
+        def loader(key: str) -> int:
+            time.sleep(0.01)
+            raise ValueError("boom")
+
+        errors = run_in_threads(lambda i: _catching(lambda: c.get_or_load("k", loader)), 4)
+        assert all(isinstance(e, ValueError) for e in errors), errors
+        assert len({id(e) for e in errors}) == 4
 
 
 def test_loader_runs_under_no_lock() -> None:
@@ -1201,6 +1299,23 @@ def test_cached_exception_not_cached(deco: Any) -> None:
     assert f(1) == 1
     assert n[0] == 2
     assert f.cache_info().misses == 2
+
+
+@ENGINES
+def test_cached_waiters_raise_copies(deco: Any, switch_interval: None) -> None:
+    calls = []
+
+    @deco(maxsize=8)
+    def compute(x: int) -> int:
+        calls.append(x)
+        time.sleep(0.05)
+        raise _Coded("failed", code=x)
+
+    errors = run_in_threads(lambda i: _catching(lambda: compute(3)), 4)
+    assert calls == [3]
+    check_loader_error_copies(errors, "compute")
+    assert all(e.code == 3 for e in errors)
+    assert compute.cache_info().currsize == 0
 
 
 @ENGINES

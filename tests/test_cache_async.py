@@ -17,10 +17,11 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import pytest
+from conftest import check_loader_error_copies
 
 from conctools.cache import ConcurrentCache, cached
 from conctools.cache import _async as async_mod
-from conctools.testing import run_concurrently
+from conctools.testing import run_concurrently, run_in_threads
 
 
 def _no_flights(c: ConcurrentCache[Any, Any]) -> None:
@@ -287,7 +288,7 @@ def test_cached_async_methods_static_and_class_methods() -> None:
 # ------------------------------------------------------------ errors, counting
 
 
-def test_error_is_shared_and_not_cached() -> None:
+def test_error_reaches_every_caller_as_a_copy_and_is_not_cached() -> None:
     c: ConcurrentCache[int, int] = ConcurrentCache(8)
     calls = []
 
@@ -303,7 +304,7 @@ def test_error_is_shared_and_not_cached() -> None:
             *(c.aget_or_load(1, loader) for _ in range(20)), return_exceptions=True
         )
         assert all(isinstance(r, ValueError) for r in results)
-        assert all(r is results[0] for r in results)  # the same exception object
+        check_loader_error_copies(results, "loader")  # the waiters raise copies
         assert await c.aget_or_load(1, loader) == 1  # not cached: loads again
 
     run(main())
@@ -313,7 +314,7 @@ def test_error_is_shared_and_not_cached() -> None:
     _no_flights(c)
 
 
-def test_cached_async_error_is_shared_and_not_cached() -> None:
+def test_cached_async_error_reaches_every_caller_as_a_copy_and_is_not_cached() -> None:
     n = [0]
 
     @cached(maxsize=8)
@@ -326,12 +327,69 @@ def test_cached_async_error_is_shared_and_not_cached() -> None:
 
     async def main() -> None:
         results = await asyncio.gather(f(1), f(1), return_exceptions=True)
-        assert isinstance(results[0], KeyError) and results[1] is results[0]
+        assert isinstance(results[0], KeyError)
+        check_loader_error_copies(results, "f")
         assert await f(1) == 1
 
     run(main())
     assert n[0] == 2
     assert tuple(f.cache_info())[:2] == (0, 3)
+
+
+def test_error_reaches_waiters_on_other_threads_and_loops_as_copies(
+    switch_interval: None,
+) -> None:
+    c: ConcurrentCache[int, int] = ConcurrentCache(8)
+    calls = []
+
+    async def loader(key: int) -> int:
+        calls.append(key)
+        await asyncio.sleep(0.05)
+        raise ValueError("boom", key)
+
+    async def one() -> BaseException | int:
+        try:
+            return await c.aget_or_load(1, loader)
+        except ValueError as exc:
+            return exc
+
+    def in_thread(i: int) -> list[BaseException | int]:
+        async def main() -> list[BaseException | int]:
+            return list(await asyncio.gather(one(), one()))
+
+        return run(main())
+
+    errors = [e for pair in run_in_threads(in_thread, 3) for e in pair]
+    assert len(calls) == 1
+    check_loader_error_copies(errors, "loader")  # type: ignore[arg-type]
+    _no_flights(c)
+
+
+class _Uncopyable(Exception):
+    def __init__(self, a: str, b: str) -> None:
+        super().__init__(a + b)
+
+
+def test_an_uncopyable_error_sends_each_waiter_to_load_again() -> None:
+    c: ConcurrentCache[int, int] = ConcurrentCache(8)
+    calls = []
+
+    async def loader(key: int) -> int:
+        calls.append(key)
+        await asyncio.sleep(0.01)
+        raise _Uncopyable("no", "pe")
+
+    async def main() -> list[BaseException]:
+        return list(
+            await asyncio.gather(
+                *(c.aget_or_load(1, loader) for _ in range(3)), return_exceptions=True
+            )
+        )
+
+    errors = run(main())
+    assert calls == [1, 1, 1]  # each caller ran the loader: none raised another's exception
+    assert len({id(e) for e in errors}) == 3 and all(isinstance(e, _Uncopyable) for e in errors)
+    _no_flights(c)
 
 
 def test_a_non_awaitable_loader_result_is_a_shared_type_error() -> None:
@@ -971,7 +1029,8 @@ def test_engines_single_flight_errors_and_counts(engine: str) -> None:
     async def main() -> None:
         assert await asyncio.gather(*(f(1) for _ in range(100))) == [10] * 100
         errors = await asyncio.gather(*(f(-1) for _ in range(10)), return_exceptions=True)
-        assert all(e is errors[0] and isinstance(e, ValueError) for e in errors)
+        assert isinstance(errors[0], ValueError)
+        check_loader_error_copies(errors, "base")
         assert await f(1) == 10
 
     run(main())

@@ -33,7 +33,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from .._internal.sentinel import MISSING
-from .core import _MISS, _Load
+from .core import _MISS, _Load, _waiter_error
 
 if TYPE_CHECKING:
     from .core import ConcurrentCache, _Stripe
@@ -110,7 +110,7 @@ def _complete(
                 if not load.done:
                     if error is not None:
                         if isinstance(error, Exception):
-                            load.error = error  # shared with the waiters
+                            load.error = error  # each waiter raises a copy (_waiter_error)
                         # (a cancellation or an interrupt: the waiters start over)
                         stripe.failures += 1
                     else:
@@ -250,9 +250,13 @@ async def aload(
                 cache._record(_MISS)
             raise TimeoutError(f"timed out waiting for the load of {key!r}")
         if load.error is not None:
-            if load is not mine:
-                cache._record(_MISS)
-            raise load.error
+            if load is mine:  # the call that started the load: the loader's own exception
+                raise load.error
+            error = _waiter_error(load.error)
+            if error is None:  # an exception that cannot be copied: start over
+                continue
+            cache._record(_MISS)
+            raise error
         if load is mine and mine.interrupt is not None:
             raise mine.interrupt
         if load.value is MISSING:  # the load was cancelled or interrupted: start over

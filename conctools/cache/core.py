@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import enum
 import functools
 import heapq
 import itertools
 import logging
 import math
+import sys
 import threading
 import time
 from collections import deque
@@ -263,6 +265,43 @@ def _await(lock: Any, load: _Load, timeout: float | None) -> bool:
         if w in load.waiters:
             load.waiters.remove(w)
         return load.done
+
+
+_WAITER_NOTE = (
+    "conctools: a concurrent call for the same key ran the loader and got this "
+    "exception; this waiting call raises a copy of it"
+)
+
+
+def _waiter_error(error: BaseException) -> BaseException | None:
+    """A new exception object, equal to the loader's ``error``, for a caller
+    that waited for the failed load; None if it cannot be made.
+
+    Raising one exception object in several threads at once is unsafe on the
+    free-threaded build (each ``raise`` rewrites its ``__traceback__``: the
+    frames of the threads mix, and CPython 3.13 does it without a lock), and
+    even on one thread each re-raise lengthens the shared traceback.  So the
+    caller that ran the loader raises ``error`` itself and every waiter a copy
+    of its own: same class, ``args`` and attributes (``copy.copy``, which
+    honours ``__reduce__``/``__copy__``), the same ``__cause__``, its own list
+    of notes, a traceback of its own.  Only fields the loader's thread no
+    longer writes are read; its traceback and ``__context__`` (which may hold
+    frames still running in that thread) are not carried over."""
+    try:
+        new = copy.copy(error)
+        if new is error or type(new) is not type(error):
+            return None
+        new.__cause__ = error.__cause__
+        new.__suppress_context__ = error.__suppress_context__
+        new.__context__ = None
+        new.__traceback__ = None
+        if sys.version_info >= (3, 11):
+            notes = getattr(error, "__notes__", None)
+            if notes is None or isinstance(notes, list):
+                new.__notes__ = [*(notes or ()), _WAITER_NOTE]
+    except Exception:  # copy.copy ran the class's own code, and it failed
+        return None
+    return new
 
 
 class _Stripe:
@@ -1433,7 +1472,7 @@ class ConcurrentCache(Generic[K, V]):
                             if not mine.done:
                                 if error is not None:
                                     if isinstance(error, Exception):
-                                        mine.error = error  # shared with the waiters
+                                        mine.error = error  # the waiters raise copies of it
                                     # (an interrupt such as KeyboardInterrupt is this
                                     # thread's own: the waiters start over instead)
                                     stripe.failures += 1
@@ -1521,8 +1560,11 @@ class ConcurrentCache(Generic[K, V]):
             self._record(_MISS)
             raise TimeoutError(f"timed out waiting for another thread's load of {key!r}")
         if load.error is not None:
+            error = _waiter_error(load.error)
+            if error is None:  # an exception that cannot be copied: start over
+                return MISSING
             self._record(_MISS)
-            raise load.error
+            raise error
         if load.value is MISSING:
             return MISSING
         self._record(key)

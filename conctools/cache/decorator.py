@@ -17,7 +17,16 @@ from typing import Any, Generic, NamedTuple, TypeVar, overload
 from .._internal.sentinel import MISSING
 from .._runtime import gil_enabled
 from ._async import aload
-from .core import _MISS, ConcurrentCache, PolicyName, _await, _check_duration, _find, _Load
+from .core import (
+    _MISS,
+    ConcurrentCache,
+    PolicyName,
+    _await,
+    _check_duration,
+    _find,
+    _Load,
+    _waiter_error,
+)
 from .stats import CacheStats
 
 __all__ = ["CacheInfo", "CachedFunction", "cached"]
@@ -299,7 +308,10 @@ def _wrap_lru(func: Callable[..., R], maxsize: int | None, typed: bool) -> Cache
                 if flight is not mine:
                     _await(lock, flight, None)
                     if flight.error is not None:
-                        raise flight.error
+                        error = _waiter_error(flight.error)
+                        if error is None:  # an exception that cannot be copied: start over
+                            continue
+                        raise error
                     if flight.value is MISSING:  # its owner was interrupted: start over
                         continue
                     with lock:
@@ -348,7 +360,7 @@ def _wrap_lru(func: Callable[..., R], maxsize: int | None, typed: bool) -> Cache
                             if not mine.done:
                                 if error is not None:
                                     if isinstance(error, Exception):
-                                        mine.error = error  # shared with the waiters
+                                        mine.error = error  # the waiters raise copies of it
                                     # (an interrupt such as KeyboardInterrupt is this
                                     # thread's own: the waiters start over instead)
                                 else:
@@ -523,7 +535,7 @@ def _wrap(
                             if not mine.done:
                                 if error is not None:
                                     if isinstance(error, Exception):
-                                        mine.error = error  # shared with the waiters
+                                        mine.error = error  # the waiters raise copies of it
                                     # (an interrupt such as KeyboardInterrupt is this
                                     # thread's own: the waiters start over instead)
                                     stripe.failures += 1
