@@ -362,9 +362,10 @@ class ConcurrentCache(Generic[K, V]):
     **Atomic operations.** ``get``, ``put``, ``invalidate`` and ``c[key]`` are
     linearizable per key.  ``get_or_load(key, loader)`` is single-flight: among
     concurrent callers for a missing key one runs ``loader(key)`` and the others
-    wait for its result; if it raises, the same exception object reaches every
-    waiter and nothing is cached (an interrupt of the loader's thread is that
-    thread's own: the waiters start over); every load ends and is
+    wait for its result; if it raises, the caller that ran it gets the
+    exception, every waiter a copy of its own (same class, ``args``, attributes
+    and ``__cause__``), and nothing is cached (an interrupt of the loader's
+    thread is that thread's own: the waiters start over); every load ends and is
     unregistered on every path.  A ``put``, ``invalidate`` or ``clear``
     that happens while a load is in flight wins: the load's value is still
     returned to its callers but is not cached (so an invalidation is never
@@ -1410,7 +1411,8 @@ class ConcurrentCache(Generic[K, V]):
         loader runs in the first caller's thread under no lock; a waiter gives up
         after ``timeout`` seconds with ``TimeoutError`` (the load goes on;
         ``None`` or ``math.inf`` wait forever).  A loader exception is raised in
-        every caller and nothing is cached.  If the loader returned but caching
+        every caller (the waiters raise copies of it, see the class notes) and
+        nothing is cached.  If the loader returned but caching
         its value failed (an interrupt, a colliding key's ``__eq__`` raising),
         the caller that ran it gets that exception and the waiters get the
         value; the load is over either way and a later call loads again.  The
@@ -1507,7 +1509,8 @@ class ConcurrentCache(Generic[K, V]):
         share one load.  The loader runs in a task of its own on the loop of
         the call that started the load, under no lock; each caller awaits its
         outcome, and a caller on another loop is woken thread-safely.  A loader
-        exception is raised in every caller and nothing is cached.  Cancelling a
+        exception is raised in every caller (the one that started the load
+        gets it, the others copies of it) and nothing is cached.  Cancelling a
         caller (the one that started the load included) only stops that
         caller's wait: the load goes on and its value is cached.  ``timeout``
         bounds the wait as in ``get_or_load`` (``TimeoutError``; the load goes

@@ -107,7 +107,8 @@ class CachedFunction(Generic[R]):
 
     **Atomic operations.** A call is single-flight per argument tuple: concurrent
     calls with equal arguments run the function once and share its result or
-    exception.  Each call counts exactly one hit or one miss.
+    exception (the calls that waited raise copies of it: same class, ``args``,
+    attributes and ``__cause__``).  Each call counts exactly one hit or one miss.
 
     **Iteration.** Not iterable.
 
