@@ -170,7 +170,71 @@ def _pytest(
     session.run(py, "-m", "conctools", "info", external=True, env=env)
     # --durations: the slowest tests in every log, to keep the whole run inside its time budget.
     args = session.posargs or [*default_args, "--durations=15"]
-    session.run(py, "-m", "pytest", *args, external=True, env=env)
+    _run_pytest(session, py, args, env)
+
+
+def _collapse_repeats(text: str, limit: int = 4000) -> str:
+    """``text`` with runs of a repeated two-line block (a deep recursion in a
+    Python backtrace) shown once with their count, cut at ``limit`` lines."""
+    lines = text.splitlines()
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        block = lines[i : i + 2]
+        n = 1
+        while lines[i + 2 * n : i + 2 * n + 2] == block and len(block) == 2:
+            n += 1
+        if n > 1:
+            out += [*block, f"  [the two lines above repeated {n - 1} more times]"]
+            i += 2 * n
+        else:
+            out.append(lines[i])
+            i += 1
+    if len(out) > limit:
+        out = [*out[:limit], f"[{len(out) - limit} more lines]"]
+    return "\n".join(out)
+
+
+def _run_pytest(session: nox.Session, py: str, args: list[str], env: dict[str, str] | None) -> None:
+    """``py -m pytest args``; if the interpreter crashes, the C and Python stacks
+    of all its threads go to the log.
+
+    faulthandler prints nothing when a thread other than the main one
+    overflows its stack (its signal handler has no stack to run on), so a
+    crash may leave only an exit status.  Where the kernel writes core files
+    to the working directory and gdb is installed, the core's backtraces are
+    printed and the core is deleted; otherwise this is a plain run."""
+    gdb = shutil.which("gdb")
+
+    def cores() -> set[Path]:
+        return {p for p in ROOT.iterdir() if p.name == "core" or p.name[:5] == "core."}
+
+    before = cores()
+    if gdb and sys.platform.startswith("linux"):
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        if soft != hard:
+            resource.setrlimit(resource.RLIMIT_CORE, (hard, hard))
+    try:
+        session.run(py, "-m", "pytest", *args, external=True, env=env)
+    except BaseException:
+        for core in sorted(cores() - before):
+            if gdb and core.is_file():
+                session.log(f"the interpreter crashed: backtraces from {core.name}")
+                cmd = [gdb, "-q", "-batch", "-iex", "set auto-load safe-path /"]  # py-bt
+                for c in ("info threads", "thread apply all bt 40", "thread apply all py-bt"):
+                    cmd += ["-ex", c]
+                out = subprocess.run(
+                    [*cmd, os.path.realpath(py), str(core)],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    timeout=300,
+                )
+                print(_collapse_repeats(out.stdout + out.stderr), flush=True)
+                core.unlink()
+        raise
 
 
 # The test sessions assert which implementation runs (tests/conftest.py): the
@@ -289,14 +353,7 @@ def _gil_tests(session: nox.Session, minors: tuple[str, ...]) -> None:
     if jobs == 1:
         for label, py in runs:
             session.log(f"=== pytest on {label}")
-            session.run(
-                py,
-                "-m",
-                "pytest",
-                *(session.posargs or ["--durations=15"]),
-                external=True,
-                env=NATIVE,
-            )
+            _run_pytest(session, py, session.posargs or ["--durations=15"], NATIVE)
         return
     _pytest_lanes(session, runs, NATIVE, jobs)
 
