@@ -279,6 +279,14 @@ def stress_scale(ci: int, full: int) -> int:
 WAITER_NOTE = "a concurrent call for the same key ran the loader"
 
 
+class UncopyableError(Exception):
+    """``copy.copy`` calls ``cls(*args)``: this class needs two arguments but
+    stores one, so the cache cannot copy it for a waiter."""
+
+    def __init__(self, a: str, b: str) -> None:
+        super().__init__(a + b)
+
+
 def _tb_objects(exc: BaseException) -> list[types.TracebackType]:
     out = []
     tb = exc.__traceback__

@@ -14,7 +14,7 @@ from collections import OrderedDict
 from typing import Any
 
 import pytest
-from conftest import check_loader_error_copies, stress_scale
+from conftest import UncopyableError, check_loader_error_copies, stress_scale
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -462,14 +462,6 @@ def test_waiters_raise_copies_keeping_class_args_attributes_cause_and_notes(
     assert (s.loads, s.load_failures, s.misses, s.hits) == (1, 1, 4, 0)
 
 
-class _Uncopyable(Exception):
-    """``copy.copy`` calls ``cls(*args)``: this class needs two arguments but
-    stores one."""
-
-    def __init__(self, a: str, b: str) -> None:
-        super().__init__(a + b)
-
-
 def test_an_uncopyable_loader_error_sends_each_waiter_to_load_again(
     switch_interval: None,
 ) -> None:
@@ -479,13 +471,13 @@ def test_an_uncopyable_loader_error_sends_each_waiter_to_load_again(
     def loader(key: str) -> int:
         calls.append(key)
         time.sleep(0.02)
-        raise _Uncopyable("no", "pe")
+        raise UncopyableError("no", "pe")
 
     errors = run_in_threads(lambda i: _catching(lambda: c.get_or_load("k", loader)), 3)
     # no caller raises another's exception object: each one ran the loader
     assert len(calls) == 3
     assert len({id(e) for e in errors}) == 3
-    assert all(isinstance(e, _Uncopyable) and e.args == ("nope",) for e in errors)
+    assert all(isinstance(e, UncopyableError) and e.args == ("nope",) for e in errors)
     assert c.stats().load_failures == 3 and not c._stripe("k").loading
 
 

@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import pytest
-from conftest import check_loader_error_copies
+from conftest import UncopyableError, check_loader_error_copies
 
 from conctools.cache import ConcurrentCache, cached
 from conctools.cache import _async as async_mod
@@ -365,11 +365,6 @@ def test_error_reaches_waiters_on_other_threads_and_loops_as_copies(
     _no_flights(c)
 
 
-class _Uncopyable(Exception):
-    def __init__(self, a: str, b: str) -> None:
-        super().__init__(a + b)
-
-
 def test_an_uncopyable_error_sends_each_waiter_to_load_again() -> None:
     c: ConcurrentCache[int, int] = ConcurrentCache(8)
     calls = []
@@ -377,7 +372,7 @@ def test_an_uncopyable_error_sends_each_waiter_to_load_again() -> None:
     async def loader(key: int) -> int:
         calls.append(key)
         await asyncio.sleep(0.01)
-        raise _Uncopyable("no", "pe")
+        raise UncopyableError("no", "pe")
 
     async def main() -> list[BaseException]:
         return list(
@@ -388,7 +383,7 @@ def test_an_uncopyable_error_sends_each_waiter_to_load_again() -> None:
 
     errors = run(main())
     assert calls == [1, 1, 1]  # each caller ran the loader: none raised another's exception
-    assert len({id(e) for e in errors}) == 3 and all(isinstance(e, _Uncopyable) for e in errors)
+    assert len({id(e) for e in errors}) == 3 and all(isinstance(e, UncopyableError) for e in errors)
     _no_flights(c)
 
 
