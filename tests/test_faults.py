@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -137,3 +138,41 @@ def test_min_delivered_bad_input() -> None:
         inject_faults(lambda: None, attempts=5, min_delivered=-1)
     with pytest.raises(ValueError, match="max_attempts"):
         inject_faults(lambda: None, attempts=5, max_attempts=4)
+
+
+def test_a_slow_measurement_does_not_keep_faults_from_landing() -> None:
+    """The default bound on the delays is measured from the target; when one
+    measuring call is slow (a busy machine), min_delivered still lands faults."""
+    calls = [0]
+
+    def target() -> None:
+        calls[0] += 1
+        if calls[0] == 1:  # the first measuring call is slow
+            time.sleep(0.3)
+        total = 0
+        for i in range(20_000):
+            total += i
+
+    report = inject_faults(target, attempts=20, min_delivered=5, seed=5)
+    assert report.delivered >= 5, report
+    assert report.max_delay < 0.05, report
+
+
+def test_the_measured_bound_halves_while_faults_do_not_land() -> None:
+    # every measuring call is slow, the attempts are fast: only halving lands faults
+    calls = [0]
+
+    def target() -> None:
+        calls[0] += 1
+        if calls[0] <= 3:
+            time.sleep(0.05)
+        total = 0
+        for i in range(5_000):
+            total += i
+
+    report = inject_faults(target, attempts=10, min_delivered=3, seed=6)
+    assert report.delivered >= 3, report
+    assert report.max_delay < 0.075 / 2, report  # halved at least once
+    # an explicit max_delay is never changed
+    report = inject_faults(target, attempts=10, min_delivered=3, max_attempts=20, max_delay=5.0)
+    assert report.max_delay == 5.0 and report.delivered == 0, report

@@ -35,6 +35,7 @@ clean-up code does not hide the paths it would skip.
 from __future__ import annotations
 
 import gc
+import math
 import random
 import signal
 import sys
@@ -80,6 +81,9 @@ class FaultReport:
             f"error); {self.background_calls} background calls; delays up to "
             f"{self.max_delay * 1e6:.0f} us"
         )
+
+
+_MIN_DELAY = 20e-6  # seconds: the shortest measured max_delay
 
 
 class _State:
@@ -152,9 +156,10 @@ def inject_faults(
     """Call ``target`` ``attempts`` times, interrupting it at random moments.
 
     Each attempt arms a one-shot ``SIGALRM`` timer with a random delay between
-    0 and ``max_delay`` (by default 1.5x the target's own duration, measured
-    first without faults) and calls ``target()``; the signal handler raises
-    :class:`InjectedFault` wherever the main thread then is. After each
+    0 and ``max_delay`` (by default 1.5x the target's own duration, the
+    fastest of three calls made first without faults) and calls
+    ``target()``; the signal handler raises :class:`InjectedFault` wherever
+    the main thread then is. After each
     attempt ``check()`` runs in the main thread (raise to report a broken
     invariant), and every ``probe_every`` attempts ``probe()`` runs in a new
     thread and must return within ``probe_timeout`` seconds.
@@ -163,7 +168,10 @@ def inject_faults(
     With ``min_delivered``, attempts go on past ``attempts`` until that many
     faults have landed inside the target, up to ``max_attempts`` (by default
     ten times ``attempts``); check ``report.delivered`` afterwards, as the
-    run stops at ``max_attempts`` either way.
+    run stops at ``max_attempts`` either way. A measured ``max_delay`` is
+    halved after each further ``attempts`` attempts that leave fewer than
+    ``min_delivered`` faults delivered (down to 20 us); ``report.max_delay``
+    is the last bound used.
 
     ``background`` callables are called in a loop, each in its own thread,
     for the whole run. Exceptions from ``target`` other than the fault and
@@ -195,10 +203,16 @@ def inject_faults(
     report = FaultReport()
     state = _State()
 
+    measured = max_delay is None
     if max_delay is None:
-        t0 = time.perf_counter()
-        target()
-        max_delay = max(20e-6, 1.5 * (time.perf_counter() - t0))
+        # The fastest of three calls: one call slowed down by a busy machine
+        # would make every delay too long for a fault to land in time.
+        fastest = math.inf
+        for _ in range(3):
+            t0 = time.perf_counter()
+            target()
+            fastest = min(fastest, time.perf_counter() - t0)
+        max_delay = max(_MIN_DELAY, 1.5 * fastest)
     report.max_delay = max_delay
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -239,6 +253,15 @@ def inject_faults(
         ):
             attempt += 1
             report.attempts += 1
+            if (
+                measured
+                and attempt
+                and attempt % attempts == 0
+                and report.delivered < min_delivered
+                and max_delay > _MIN_DELAY
+            ):
+                # Faults do not land: the measured duration was too long.
+                max_delay = report.max_delay = max(_MIN_DELAY, max_delay / 2)
             finished = False
             try:
                 try:
