@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -140,19 +141,26 @@ def test_min_delivered_bad_input() -> None:
         inject_faults(lambda: None, attempts=5, max_attempts=4)
 
 
-def test_a_slow_measurement_does_not_keep_faults_from_landing() -> None:
-    """The default bound on the delays is measured from the target; when one
-    measuring call is slow (a busy machine), min_delivered still lands faults."""
+def _slow_at_first(slow_calls: int, sleep: float, work: int) -> Callable[[], None]:
+    """A target whose first ``slow_calls`` calls (the measuring ones) sleep
+    ``sleep`` seconds; every call then runs a loop of ``work`` additions."""
     calls = [0]
 
     def target() -> None:
         calls[0] += 1
-        if calls[0] == 1:  # the first measuring call is slow
-            time.sleep(0.3)
+        if calls[0] <= slow_calls:
+            time.sleep(sleep)
         total = 0
-        for i in range(20_000):
+        for i in range(work):
             total += i
 
+    return target
+
+
+def test_a_slow_measurement_does_not_keep_faults_from_landing() -> None:
+    """The default bound on the delays is measured from the target; when one
+    measuring call is slow (a busy machine), min_delivered still lands faults."""
+    target = _slow_at_first(1, 0.3, 20_000)
     report = inject_faults(target, attempts=20, min_delivered=5, seed=5)
     assert report.delivered >= 5, report
     assert report.max_delay < 0.05, report
@@ -160,16 +168,7 @@ def test_a_slow_measurement_does_not_keep_faults_from_landing() -> None:
 
 def test_the_measured_bound_halves_while_faults_do_not_land() -> None:
     # every measuring call is slow, the attempts are fast: only halving lands faults
-    calls = [0]
-
-    def target() -> None:
-        calls[0] += 1
-        if calls[0] <= 3:
-            time.sleep(0.05)
-        total = 0
-        for i in range(5_000):
-            total += i
-
+    target = _slow_at_first(3, 0.05, 5_000)
     report = inject_faults(target, attempts=10, min_delivered=3, seed=6)
     assert report.delivered >= 3, report
     assert report.max_delay < 0.075 / 2, report  # halved at least once
