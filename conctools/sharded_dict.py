@@ -156,6 +156,19 @@ def _in_cycle(res: _Reservation, me: int) -> bool:
     return False
 
 
+def _drop_dead_edges() -> None:
+    """Drop the edges to finished loads (caller holds ``_waiting_lock``).
+
+    A waiter removes its own edge when its wait ends, but an interrupt inside
+    that clean-up can leave it registered.  Such an edge is dead (``_in_cycle``
+    ignores finished loads); dropping them at each registration bounds the
+    table by the threads waiting now and releases the loads' keys and values.
+    """
+    dead = [t for t, r in _waiting.items() if r.finished()]
+    for t in dead:
+        del _waiting[t]
+
+
 def _wait_for_load(res: _Reservation, key: object, me: int, deadline: Deadline) -> None:
     """Wait until ``res`` is finished (or raise ``RuntimeError``/``TimeoutError``)."""
     cycle = False
@@ -163,6 +176,7 @@ def _wait_for_load(res: _Reservation, key: object, me: int, deadline: Deadline) 
         with _waiting_lock:
             cycle = _in_cycle(res, me)
             if not cycle:
+                _drop_dead_edges()
                 _waiting[me] = res
         if cycle:  # raised outside the lock: the message calls the key's __repr__
             raise RuntimeError(

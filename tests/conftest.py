@@ -13,7 +13,11 @@
   unless the pure-Python implementation is active.  The header names the
   implementation under test;
 * the ``switch_interval`` fixture shrinks ``sys.setswitchinterval`` on GIL
-  builds so that contention tests interleave, and restores it.
+  builds so that contention tests interleave, and restores it;
+* after every test, no thread may still be registered as waiting for a
+  ``ShardedDict.compute_if_absent`` load (the module-wide wait-for table):
+  an edge left behind is a leak, or a thread the test left waiting, and
+  either one changes what later tests observe.
 """
 
 from __future__ import annotations
@@ -228,6 +232,55 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if os.environ.get("CONCTOOLS_REQUIRE_NATIVE", "") not in ("", "0"):
         sys.stderr.write("conctools: the C accelerator was active at session start and end\n")
     _report_leftover_threads()
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item) -> None:
+    if _parallel_copies(item.config):
+        return  # copies of the test in other threads use the same table
+    _check_no_wait_edges(item.nodeid)
+
+
+def _parallel_copies(config: pytest.Config) -> bool:
+    return config.pluginmanager.hasplugin("run-parallel") and str(
+        config.getoption("parallel_threads")
+    ) not in ("1", "None")
+
+
+def _check_no_wait_edges(test: str) -> None:
+    """Fail ``test`` if a wait-for edge of ``compute_if_absent`` outlives it.
+
+    A thread the test started may still be leaving its wait: allow it a few
+    seconds.  The report shows each waiting thread's stack (or says that the
+    thread is gone, which means the edge leaked).  The sanitizer sessions
+    scale the grace period with ``CONCTOOLS_TIMEOUT_SCALE``."""
+    import threading
+    import time
+    import traceback
+
+    sdmod = sys.modules.get("conctools.sharded_dict")
+    if sdmod is None:
+        return
+    table = sdmod._waiting
+    deadline = time.monotonic() + 5.0 * float(os.environ.get("CONCTOOLS_TIMEOUT_SCALE", "") or 1)
+    while table and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with sdmod._waiting_lock:
+        left = dict(table)
+        table.clear()  # one report; later tests start clean
+    if not left:
+        return
+    threads = {t.ident: t for t in threading.enumerate()}
+    frames = sys._current_frames()
+    out = [f"{test}: {len(left)} compute_if_absent wait-for edge(s) left registered:"]
+    for ident, res in left.items():
+        t = threads.get(ident)
+        frame = frames.get(ident)
+        where = "".join(traceback.format_stack(frame)) if frame is not None else "  (gone)\n"
+        name = t.name if t is not None else "no live thread: the edge leaked"
+        load = f"thread {res.owner}'s load of {res.key!r} (finished: {res.finished()})"
+        out.append(f"--- thread {ident} ({name}) waits for {load} ---\n{where}")
+    pytest.fail("\n".join(out), pytrace=False)
 
 
 def _report_leftover_threads() -> None:

@@ -1347,6 +1347,12 @@ def _waits_for_loads_of(owner: int) -> bool:
         return owner in sdmod._waiting or any(r.owner == owner for r in sdmod._waiting.values())
 
 
+def _waiter_joined_load_of(owner: int) -> bool:
+    """Whether a thread waits for a load of ``owner`` that is still running."""
+    with sdmod._waiting_lock:
+        return any(r.owner == owner and not r.finished() for r in sdmod._waiting.values())
+
+
 def _loader_and_waiter(
     d: ShardedDict[Any, Any], key: Any, during_load: Callable[[], None]
 ) -> tuple[BaseException | None, list[Any]]:
@@ -1373,7 +1379,7 @@ def _loader_and_waiter(
     def factory(k: Any) -> Any:
         started.set()
         deadline = time.monotonic() + 5
-        while not _waits_for_loads_of(me) and time.monotonic() < deadline:
+        while not _waiter_joined_load_of(me) and time.monotonic() < deadline:
             time.sleep(0.001)  # the waiter is waiting for this load
         during_load()
         return "loader-value"
@@ -1461,6 +1467,26 @@ def test_stale_reservation_of_a_vanished_loader_is_dropped() -> None:
     assert not any(d._loading)
 
 
+@pytest.mark.thread_unsafe(reason="plants an entry in the module-wide wait-for table")
+def test_dead_wait_for_edge_is_dropped_by_the_next_wait() -> None:
+    # An interrupt inside a waiter's clean-up can leave its edge registered
+    # (here: a thread that is gone, waiting for a finished load).  The next
+    # wait drops it, releasing the load's key and value.
+    d: ShardedDict[str, Any] = ShardedDict()
+    gone = sdmod._Reservation(12345, "old-key", hash("old-key"))
+    assert gone.finished()
+    with sdmod._waiting_lock:
+        sdmod._waiting[54321] = gone
+    try:
+        err, got = _loader_and_waiter(d, "k", lambda: None)
+        assert err is None and got == ["loader-value"]
+        with sdmod._waiting_lock:
+            assert 54321 not in sdmod._waiting
+    finally:
+        with sdmod._waiting_lock:
+            sdmod._waiting.pop(54321, None)
+
+
 @pytest.mark.timeout(60)
 def test_former_loader_asking_for_its_waiters_key_is_not_a_deadlock(
     switch_interval: None,
@@ -1471,16 +1497,15 @@ def test_former_loader_asking_for_its_waiters_key_is_not_a_deadlock(
     false_reports = 0
     for trial in range(40):
         d: ShardedDict[str, Any] = ShardedDict()
-        b_waiting = threading.Event()
 
         def factory_k1(k: str) -> Any:
+            me = threading.get_ident()
             deadline = time.monotonic() + 5
-            while not sdmod._waiting and time.monotonic() < deadline:
-                time.sleep(0.0005)
+            while not _waiter_joined_load_of(me) and time.monotonic() < deadline:
+                time.sleep(0.0005)  # B waits for this load of k1
             return 1
 
         def factory_k2(k: str, d: ShardedDict[str, Any] = d) -> Any:
-            b_waiting.set()
             return d.compute_if_absent("k1", lambda k: 99) + 1
 
         def a() -> Any:
