@@ -38,14 +38,13 @@ interrupted releaser delays them, never strands them.
 from __future__ import annotations
 
 import _thread
-import functools
 import operator
 import os
 import re
 import threading
 import weakref
 from collections.abc import Callable
-from contextlib import AbstractContextManager, suppress
+from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import Any, Final, Literal, NoReturn
 
@@ -150,11 +149,31 @@ def _own_count(slot: _ReadGuard) -> int:
     return n
 
 
-def _forget(slots: list[Any], ref: object) -> None:
-    """Weakref callback: a thread's slot died with the thread; drop its entry
-    (one C call; a dead weakref compares by identity)."""
-    with suppress(ValueError):
-        slots.remove(ref)
+class _SlotToken:
+    """Stored next to a thread's read slot in the lock's ``threading.local``;
+    when that namespace is cleared (the thread ends, or the RWLock goes), its
+    ``__del__`` drops the slot's registry entry (one C call; a dead weakref
+    compares by identity).
+
+    The slot itself carries no weakref callback: on CPython 3.10, a Python
+    weakref callback on a ``_thread.RLock`` subclass instance that dies while
+    a ``threading.local`` is torn down (a thread ending while the lock is
+    destroyed) corrupts the interpreter's heap; the same work done by a plain
+    object's ``__del__`` is safe.  ``__del__`` may run during interpreter
+    finalization: it uses attributes only, never module globals.
+    """
+
+    __slots__ = ("entry", "slots")
+
+    def __init__(self, slots: list[Any], entry: object) -> None:
+        self.slots = slots
+        self.entry = entry
+
+    def __del__(self) -> None:
+        try:  # noqa: SIM105  (no contextlib.suppress: module globals may be gone)
+            self.slots.remove(self.entry)
+        except (AttributeError, ValueError):  # __init__ interrupted, or already gone
+            pass
 
 
 def _no_copy(obj: object, *args: object) -> NoReturn:
@@ -350,8 +369,8 @@ class RWLock:
         self._local = threading.local()
         self._mutex = threading.Lock()
         self._wlock = _RLock()  # serialises writers; ownership is the record
-        # Guarded by _mutex (the slot registry is also pruned by weakref
-        # callbacks when a reading thread ends, without the mutex):
+        # Guarded by _mutex (the slot registry is also pruned by the slot
+        # tokens when a reading thread ends, without the mutex):
         self._gate = False  # True: new readers take the slow path and wait
         self._slots: list[weakref.ref[_ReadGuard]] = []
         self._writer: int | None = None  # ident of the thread holding the write lock
@@ -455,13 +474,19 @@ class RWLock:
     def _register(self) -> _ReadGuard:
         """Create the calling thread's slot (``self._mutex`` held).
 
-        The registry entry goes in before the thread-local reference: if an
-        interrupt lands in between, the unreferenced slot dies and its
-        weakref callback removes the entry."""
+        The token that will drop the registry entry exists before the entry
+        goes in: if an interrupt lands before the thread-local references are
+        stored, the token dies with this frame and removes the entry.  A
+        token that replaces an earlier one (an earlier registration was
+        interrupted after storing it) removes that one's entry as it dies."""
         slot = _ReadGuard()
+        entry = weakref.ref(slot)
         slots = self._slots
-        slots.append(weakref.ref(slot, functools.partial(_forget, slots)))
-        self._local.slot = slot
+        token = _SlotToken(slots, entry)
+        slots.append(entry)
+        local = self._local
+        local.token = token
+        local.slot = slot
         return slot
 
     def _read_abort(self) -> None:
