@@ -197,7 +197,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     _scale_timeouts(items)
     if not config.pluginmanager.hasplugin("run-parallel"):
         return
-    if str(config.getoption("parallel_threads")) != "1":
+    if _parallel_copies(config):
         for item in items:
             if isinstance(item, UnittestFunction):
                 _fresh_testcase_per_call(item)
@@ -242,9 +242,19 @@ def pytest_runtest_teardown(item: pytest.Item) -> None:
 
 
 def _parallel_copies(config: pytest.Config) -> bool:
-    return config.pluginmanager.hasplugin("run-parallel") and str(
-        config.getoption("parallel_threads")
-    ) not in ("1", "None")
+    """Whether pytest-run-parallel runs copies of each test in several threads."""
+    return (
+        config.pluginmanager.hasplugin("run-parallel")
+        and str(config.getoption("parallel_threads")) != "1"
+    )
+
+
+def _stack_of(ident: int | None, frames: dict[int, types.FrameType]) -> str:
+    """The formatted stack of thread ``ident`` (``frames``: ``sys._current_frames()``)."""
+    import traceback
+
+    frame = frames.get(ident or -1)
+    return "".join(traceback.format_stack(frame)) if frame is not None else "  (no frame)\n"
 
 
 def _check_no_wait_edges(test: str) -> None:
@@ -256,7 +266,6 @@ def _check_no_wait_edges(test: str) -> None:
     scale the grace period with ``CONCTOOLS_TIMEOUT_SCALE``."""
     import threading
     import time
-    import traceback
 
     sdmod = sys.modules.get("conctools.sharded_dict")
     if sdmod is None:
@@ -275,11 +284,9 @@ def _check_no_wait_edges(test: str) -> None:
     out = [f"{test}: {len(left)} compute_if_absent wait-for edge(s) left registered:"]
     for ident, res in left.items():
         t = threads.get(ident)
-        frame = frames.get(ident)
-        where = "".join(traceback.format_stack(frame)) if frame is not None else "  (gone)\n"
         name = t.name if t is not None else "no live thread: the edge leaked"
         load = f"thread {res.owner}'s load of {res.key!r} (finished: {res.finished()})"
-        out.append(f"--- thread {ident} ({name}) waits for {load} ---\n{where}")
+        out.append(f"--- thread {ident} ({name}) waits for {load} ---\n{_stack_of(ident, frames)}")
     pytest.fail("\n".join(out), pytrace=False)
 
 
@@ -289,7 +296,6 @@ def _report_leftover_threads() -> None:
     leaked a blocked thread is named instead of the run hanging silently."""
     import threading
     import time
-    import traceback
 
     deadline = time.monotonic() + 5.0
     while True:
@@ -306,8 +312,7 @@ def _report_leftover_threads() -> None:
     frames = sys._current_frames()
     out = [f"\nconctools: {len(left)} non-daemon thread(s) still running at session end:"]
     for t in left:
-        frame = frames.get(t.ident or -1)
-        stack = "".join(traceback.format_stack(frame)) if frame is not None else "  (no frame)\n"
+        stack = _stack_of(t.ident, frames)
         out.append(f"--- {t.name} (target {getattr(t, '_target', None)!r}) ---\n{stack}")
     sys.stderr.write("\n".join(out) + "\n")
 
